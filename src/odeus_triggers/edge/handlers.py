@@ -1,0 +1,65 @@
+"""Exception handlers: everything leaves as problem+json; database outages become 503, never 500."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..body import validation_errors_from_fastapi
+from ..errors import ApiError, InternalError, MethodNotAllowed, NotFound, ServiceUnavailable, ValidationFailed
+from .problem import problem_response
+from .request_id import request_id_of
+
+log = logging.getLogger("odeus_triggers.errors")
+
+
+def _rid(request: Request) -> str:
+    return request_id_of(request.scope)
+
+
+async def on_api_error(request: Request, exc: ApiError):  # type: ignore[no-untyped-def]
+    return problem_response(exc, _rid(request))
+
+
+async def on_request_validation(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+    return problem_response(ValidationFailed.of(validation_errors_from_fastapi(exc)), _rid(request))
+
+
+async def on_http_exception(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
+    if exc.status_code == 404:
+        error: ApiError = NotFound()
+    elif exc.status_code == 405:
+        error = MethodNotAllowed()
+        error.headers = dict(exc.headers or {})
+    else:
+        error = ApiError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+        error.code = "http_error"  # type: ignore[misc]
+        error.title = "Error"  # type: ignore[misc]
+    return problem_response(error, _rid(request))
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+async def on_unexpected(request: Request, exc: Exception):  # type: ignore[no-untyped-def]
+    if is_outage(exc):
+        log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": _rid(request)})
+        return problem_response(ServiceUnavailable(), _rid(request))
+    log.exception("unhandled error", extra={"request_id": _rid(request)})
+    return problem_response(InternalError(), _rid(request))
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)  # type: ignore[arg-type]
+    for kind in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError):
+        app.add_exception_handler(kind, on_unexpected)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,164 @@
+"""Every error the API can return, as one class hierarchy rendered as RFC 9457 problem+json.
+
+Services raise these; one handler renders them; the same classes declare each route's error
+responses in OpenAPI, so the document and the behaviour cannot drift apart.
+"""
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="JSON-path-like location, e.g. `inputFields[1].options`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable, machine-readable error code.")
+    requestId: str = Field(description="Quote it when you contact support.")
+    errors: list[FieldError] | None = Field(
+        None, description="Every field problem at once (validation errors only)."
+    )
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+    default_detail: ClassVar[str] = "An unexpected error occurred."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "requestId": request_id,
+        }
+        if self.errors is not None:
+            problem["errors"] = [e.model_dump() for e in self.errors]
+        return problem
+
+
+class ValidationFailed(ApiError):
+    status, code, title = 400, "validation_error", "Invalid request"
+
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> "ValidationFailed":
+        first = errors[0]
+        detail = f"{first.field} {first.message}" if first.field else first.message
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        return cls(detail, errors=errors)
+
+
+class Unauthorized(ApiError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+    default_detail = "A valid API key is required: send it as `Authorization: Bearer <key>`."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="odeus"'})
+
+
+class InsufficientScope(ApiError):
+    status, code, title = 403, "insufficient_scope", "Forbidden"
+
+
+class IntegrationForbidden(ApiError):
+    status, code, title = 403, "integration_forbidden", "Forbidden"
+    default_detail = "No access to this integration."
+
+
+class BrowserRequestBlocked(ApiError):
+    status, code, title = 403, "browser_request_blocked", "Forbidden"
+    default_detail = (
+        "Browser-origin requests are blocked to protect your API key: "
+        "call this API from your server, never from a web page."
+    )
+
+
+class IntegrationNotFound(ApiError):
+    status, code, title = 404, "integration_not_found", "Not found"
+    default_detail = "Integration not found."
+
+
+class TriggerNotFound(ApiError):
+    status, code, title = 404, "trigger_not_found", "Not found"
+    default_detail = "Trigger not found in this integration."
+
+
+class NotFound(ApiError):
+    status, code, title = 404, "not_found", "Not found"
+    default_detail = "No such route."
+
+
+class MethodNotAllowed(ApiError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+    default_detail = "This route does not accept that method."
+
+
+class TriggerNameConflict(ApiError):
+    status, code, title = 409, "trigger_name_conflict", "Conflict"
+    default_detail = "A trigger with this name already exists in the integration."
+
+
+class PayloadTooLarge(ApiError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+    default_detail = "Send the body as JSON, with `Content-Type: application/json`."
+
+
+class RateLimited(ApiError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class InternalError(ApiError):
+    status, code, title = 500, "internal_error", "Internal server error"
+    default_detail = "An unexpected error occurred. Quote the requestId to support."
+
+
+class ServiceUnavailable(ApiError):
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+    default_detail = "The database is unreachable; retry shortly."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def responses_for(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route, grouping the error classes by status."""
+    by_status: dict[int, list[type[ApiError]]] = {}
+    for err in errors:
+        by_status.setdefault(err.status, []).append(err)
+    return {
+        status: {
+            "description": "; ".join(f"`{e.code}`: {e.title}" for e in errs),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status, errs in sorted(by_status.items())
+    }

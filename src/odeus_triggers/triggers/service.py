@@ -1,0 +1,157 @@
+"""Writing triggers: create (race-safe names and slugs) and the response shape."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..dbutil import upsert_insert, utcnow, violated_constraint
+from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict
+from ..models import Trigger, TriggerInputField
+from .schemas import FieldType, TriggerIn, TriggerType
+from .slugs import TRIGGER_SLUG_MAX, field_slug, trigger_slug, with_suffix
+
+triggers = Trigger.__table__
+fields = TriggerInputField.__table__
+
+MAX_SLUG_ATTEMPTS = 200
+
+
+def normalized_fields(body: TriggerIn) -> list[dict[str, Any]]:
+    """Input fields as stored and returned: defaults applied, SELECT-only attributes nulled elsewhere."""
+    out = []
+    for f in body.inputFields or ():
+        ftype = f.type or FieldType.TEXT
+        is_select = ftype == FieldType.SELECT
+        out.append(
+            {
+                "slug": field_slug(f.label),
+                "label": f.label,
+                "type": ftype.value,
+                "description": f.description or "",
+                "placeholder": f.placeholder,
+                "required": bool(f.required),
+                "options": [o.model_dump() for o in f.options] if is_select and f.options else None,
+                "allowMultiSelect": bool(f.allowMultiSelect) if is_select else None,
+            }
+        )
+    return out
+
+
+def trigger_values(body: TriggerIn) -> dict[str, Any]:
+    code = body.pollingCode if body.pollingCode and body.pollingCode.strip() else None
+    return {
+        "name": body.name,
+        "description": body.description or "",
+        "polling_code": code,
+        "type": (TriggerType.POLLING if code else TriggerType.WEBHOOK).value,
+    }
+
+
+def render(
+    trigger_id: uuid.UUID,
+    slug: str,
+    values: dict[str, Any],
+    input_fields: list[dict[str, Any]],
+    created_at: datetime,
+    updated_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "trigger": {
+            "id": str(trigger_id),
+            "name": values["name"],
+            "slug": slug,
+            "description": values["description"],
+            "type": values["type"],
+            "pollingCode": values["polling_code"],
+            "inputFields": input_fields,
+            "createdAt": created_at.isoformat().replace("+00:00", "Z"),
+            "updatedAt": updated_at.isoformat().replace("+00:00", "Z"),
+        }
+    }
+
+
+def field_rows(trigger_id: uuid.UUID, input_fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": uuid.uuid4(),
+            "trigger_id": trigger_id,
+            "position": position,
+            "slug": f["slug"],
+            "label": f["label"],
+            "type": f["type"],
+            "description": f["description"],
+            "placeholder": f["placeholder"],
+            "required": f["required"],
+            "options": f["options"],
+            "allow_multi_select": f["allowMultiSelect"],
+        }
+        for position, f in enumerate(input_fields)
+    ]
+
+
+def raise_for_integrity(exc: IntegrityError) -> None:
+    name = violated_constraint(exc)
+    if "lower_name" in name or "lower(name)" in name:
+        raise TriggerNameConflict() from None
+    if "fk_triggers_integration_id" in name or "FOREIGN KEY" in name:
+        raise IntegrationNotFound() from None
+    raise exc
+
+
+async def _next_suffix_hint(conn: AsyncConnection, integration_id: uuid.UUID, base: str) -> int:
+    """The smallest suffix above those already taken for `base`: a hint, the INSERT decides."""
+    rows = await conn.execute(
+        select(triggers.c.slug).where(
+            triggers.c.integration_id == integration_id,
+            (triggers.c.slug == base) | triggers.c.slug.like(f"{base}-%"),
+        )
+    )
+    taken = [1]
+    for (slug,) in rows:
+        tail = slug[len(base) + 1 :]
+        if tail.isdigit():
+            taken.append(int(tail))
+    return max(taken) + 1
+
+
+async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: TriggerIn) -> dict[str, Any]:
+    now = utcnow()
+    trigger_id = uuid.uuid4()
+    values = trigger_values(body)
+    input_fields = normalized_fields(body)
+    base = trigger_slug(body.name)
+    async with engine.begin() as conn:
+        stmt_base = upsert_insert(conn, triggers)
+        n = 1
+        for _ in range(MAX_SLUG_ATTEMPTS):
+            slug = with_suffix(base, n)
+            # A slug collision is resolved by trying the next suffix; a name collision is a 409.
+            stmt = (
+                stmt_base.values(
+                    id=trigger_id,
+                    integration_id=integration_id,
+                    slug=slug,
+                    created_at=now,
+                    updated_at=now,
+                    **values,
+                )
+                .on_conflict_do_nothing(index_elements=["integration_id", "slug"])
+                .returning(triggers.c.id)
+            )
+            try:
+                inserted = (await conn.execute(stmt)).first()
+            except IntegrityError as exc:
+                raise_for_integrity(exc)
+            if inserted is not None:
+                break
+            hint = await _next_suffix_hint(conn, integration_id, base[: TRIGGER_SLUG_MAX])
+            n = max(n + 1, hint)
+        else:
+            raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
+        if input_fields:
+            await conn.execute(insert(fields), field_rows(trigger_id, input_fields))
+    return render(trigger_id, slug, values, input_fields, now, now)
