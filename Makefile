@@ -1,0 +1,34 @@
+# Two commands for a fresh machine with Python 3.11+: `make run` and `make test`.
+# Each creates the virtual environment it needs in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+## Start the service on the embedded SQLite default (http://127.0.0.1:8000, docs at /docs).
+run: $(VENV)/.installed-run
+	$(BIN)/odeus-triggers serve
+
+## Run the whole test suite (Postgres when TEST_DATABASE_URL is set, SQLite otherwise).
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(VENV)/.installed-run
+	$(BIN)/odeus-triggers migrate
+
+clean:
+	rm -rf $(VENV) odeus-triggers.db odeus-triggers.db-wal odeus-triggers.db-shm

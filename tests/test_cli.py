@@ -1,0 +1,188 @@
+"""The operator's CLI, run as a user runs it: in a subprocess."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import create_path
+
+CLI = str(Path(sys.executable).parent / "odeus-triggers")
+
+
+def run(database_url: str, *args: str, cwd: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DATABASE_URL"] = database_url
+    result = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("odeus-triggers: error:") and fragment in lines[0], lines[0]
+
+
+async def test_bootstrap_json_prints_one_object_whose_key_works(database_url, client):
+    result = run(database_url, "bootstrap", "--workspace", f"cli-{uuid.uuid4().hex[:8]}", "--json")
+    created = json.loads(result.stdout)
+    assert set(created) == {"workspaceId", "apiKey", "integrationId"}
+    response = await client.post(
+        create_path("/api/public", created["integrationId"]), json={"name": "From the CLI"},
+        headers={"Authorization": f"Bearer {created['apiKey']}"},
+    )
+    assert response.status_code == 201
+
+
+def test_bootstrap_reuses_the_workspace_and_makes_a_new_key_and_integration(database_url):
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    first = json.loads(run(database_url, "bootstrap", "--workspace", name, "--json").stdout)
+    second = json.loads(run(database_url, "bootstrap", "--workspace", name, "--json").stdout)
+    assert first["workspaceId"] == second["workspaceId"]
+    assert first["apiKey"] != second["apiKey"] and first["integrationId"] != second["integrationId"]
+
+
+def test_bootstrap_without_json_prints_a_curl_command(database_url):
+    out = run(database_url, "bootstrap", "--workspace", f"cli-{uuid.uuid4().hex[:8]}").stdout
+    assert "curl -sS -X POST http://127.0.0.1:8000/integrations/v1/" in out
+    assert "Authorization: Bearer odk_" in out
+
+
+async def test_keys_create_list_revoke(database_url, settings):
+    workspace = f"cli-{uuid.uuid4().hex[:8]}"
+    boot = json.loads(run(database_url, "bootstrap", "--workspace", workspace, "--json").stdout)
+    created = json.loads(run(database_url, "keys", "create", "--workspace", workspace, "--scope", "INTEGRATION_API",
+                             "--scope", "ASSISTANT_API", "--expires-in-days", "30", "--json").stdout)
+    assert created["apiKey"].startswith("odk_") and created["scopes"] == ["ASSISTANT_API", "INTEGRATION_API"]
+    assert created["expiresAt"] is not None
+
+    listing = run(database_url, "keys", "list", "--workspace", boot["workspaceId"]).stdout
+    assert created["apiKey"] not in listing and boot["apiKey"] not in listing
+    assert created["apiKey"][:12] in listing and created["id"] in listing
+
+    revoked = run(database_url, "keys", "revoke", created["apiKey"][:12])
+    assert created["id"] in revoked.stdout
+    keys = json.loads(run(database_url, "keys", "list", "--workspace", workspace, "--json").stdout)
+    state = {k["id"]: k["revokedAt"] for k in keys}
+    assert state[created["id"]] is not None
+
+    from odeus_triggers.app import create_app
+
+    uncached = create_app(settings.model_copy(update={"auth_cache_seconds": 0}))
+    async with uncached.router.lifespan_context(uncached):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=uncached), base_url="http://t") as c:
+            path = create_path("", boot["integrationId"])
+            gone = await c.post(path, json={"name": "x"}, headers={"Authorization": f"Bearer {created['apiKey']}"})
+            kept = await c.post(path, json={"name": "x"}, headers={"Authorization": f"Bearer {boot['apiKey']}"})
+    assert (gone.status_code, kept.status_code) == (401, 201)
+
+
+def test_integrations_create(database_url):
+    workspace = f"cli-{uuid.uuid4().hex[:8]}"
+    run(database_url, "bootstrap", "--workspace", workspace, "--json")
+    out = json.loads(run(database_url, "integrations", "create", "--workspace", workspace, "--name", "GitHub",
+                         "--description", "Issues and PRs", "--json").stdout)
+    assert out["name"] == "GitHub" and out["description"] == "Issues and PRs"
+    uuid.UUID(out["id"])
+    assert_one_line_error(
+        run(database_url, "integrations", "create", "--workspace", workspace, "--name", "x" * 41, check=False), "1 to 40"
+    )
+
+
+def test_errors_are_one_line_without_traceback(database_url):
+    assert_one_line_error(
+        run(database_url, "keys", "create", "--workspace", "no-such-workspace", "--scope", "INTEGRATION_API", check=False),
+        "no workspace named",
+    )
+    assert_one_line_error(run(database_url, "keys", "revoke", "odk_nothing_like_it", check=False), "no API key matches")
+    unreachable = "postgresql+asyncpg://nobody:s3cret-password@127.0.0.1:1/none"
+    result = run(unreachable, "migrate", check=False)
+    assert_one_line_error(result, "cannot reach the database")
+    assert "s3cret-password" not in result.stderr
+    assert_one_line_error(run("not a url", "migrate", check=False), "DATABASE_URL")
+
+
+def test_migrate_is_idempotent(database_url):
+    assert "already at the latest revision" in run(database_url, "migrate").stdout
+
+
+def test_concurrent_migrations_on_a_fresh_postgres_database(database_url, is_postgres):
+    if not is_postgres:
+        pytest.skip("the advisory lock is a Postgres feature")
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from conftest import _admin_execute
+
+    name = f"odeus_mig_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_execute(database_url, f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        env = {**os.environ, "DATABASE_URL": url}
+        procs = [subprocess.Popen([CLI, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        outputs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, outputs
+        assert sum("upgraded" in out for out, _ in outputs) == 1
+    finally:
+        asyncio.run(_admin_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_on_the_embedded_default_bootstraps_once_and_answers(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    proc = subprocess.Popen([CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "-d '" in line or not line:
+                break
+        text = "".join(lines)
+        key = next(w for w in text.split() if w.startswith("odk_"))
+        integration_id = text.split("Integration id:")[1].split()[0]
+        assert f"http://127.0.0.1:{port}/integrations/v1/{integration_id}/triggers/create" in text
+        for _ in range(100):
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}{create_path('', integration_id)}", json={"name": "Served"},
+                    headers={"Authorization": f"Bearer {key}"}, timeout=5,
+                )
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert response.status_code == 201, response.text
+        assert (tmp_path / "odeus-triggers.db").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    # A second start finds the workspace and prints no new key.
+    again = subprocess.Popen([CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(3)
+    finally:
+        again.terminate()
+        out, _ = again.communicate(timeout=20)
+    assert "odk_" not in out
