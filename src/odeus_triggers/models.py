@@ -101,3 +101,21 @@ class TriggerInputField(Base):
     required: Mapped[bool] = mapped_column(Boolean)
     options: Mapped[list[dict] | None] = mapped_column(JSONType)
     allow_multi_select: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class IdempotencyRecord(Base):
+    """One Idempotency-Key of one API key: the request's fingerprint and, once finished, its response."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    # A new id for every claim, so that a claimant that lost its claim cannot overwrite the next one.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Null while the first request is in flight.
+    status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)

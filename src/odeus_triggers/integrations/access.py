@@ -57,10 +57,14 @@ class IntegrationDirectory:
         self._owners.pop(integration_id, None)
 
 
-async def authorize_integration(caller: Caller, integration_id: uuid.UUID, request: Request) -> uuid.UUID:
-    owner = await request.app.state.integrations.owner_of(integration_id)
+def check_access(owner: uuid.UUID | None, workspace_id: uuid.UUID) -> None:
+    """404 for an integration that does not exist, 403 for one of another workspace."""
     if owner is None:
         raise IntegrationNotFound()
-    if owner != caller.workspace_id:
+    if owner != workspace_id:
         raise IntegrationForbidden()
+
+
+async def authorize_integration(caller: Caller, integration_id: uuid.UUID, request: Request) -> uuid.UUID:
+    check_access(await request.app.state.integrations.owner_of(integration_id), caller.workspace_id)
     return integration_id

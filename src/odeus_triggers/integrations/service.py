@@ -3,13 +3,15 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..dbutil import as_utc, utcnow
-from ..models import Integration
+from ..models import Integration, Trigger
+from .access import check_access
 
 integrations = Integration.__table__
+triggers = Trigger.__table__
 
 
 def render_integration(row: Any) -> dict[str, Any]:
@@ -19,6 +21,10 @@ def render_integration(row: Any) -> dict[str, Any]:
         "description": row.description,
         "createdAt": as_utc(row.created_at).isoformat().replace("+00:00", "Z"),
     }
+
+
+def render_trigger_summary(row: Any) -> dict[str, Any]:
+    return {"id": str(row.id), "name": row.name, "slug": row.slug, "description": row.description, "type": row.type}
 
 
 async def create_integration(
@@ -34,3 +40,29 @@ async def create_integration(
     async with engine.begin() as conn:
         await conn.execute(insert(integrations).values(**values))
     return render_integration(type("Row", (), values))
+
+
+async def list_integrations(engine: AsyncEngine, workspace_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(integrations)
+            .where(integrations.c.workspace_id == workspace_id)
+            .order_by(integrations.c.created_at, integrations.c.id)
+        )
+        return [render_integration(row) for row in rows]
+
+
+async def read_integration(
+    engine: AsyncEngine, integration_id: uuid.UUID, workspace_id: uuid.UUID
+) -> dict[str, Any]:
+    """The integration with a summary of its triggers, in two queries; 404 or 403 if not the caller's."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(integrations).where(integrations.c.id == integration_id))).first()
+        check_access(row.workspace_id if row is not None else None, workspace_id)
+        trigger_rows = await conn.execute(
+            select(triggers.c.id, triggers.c.name, triggers.c.slug, triggers.c.description, triggers.c.type)
+            .where(triggers.c.integration_id == integration_id)
+            .order_by(triggers.c.created_at, triggers.c.id)
+        )
+        summaries = [render_trigger_summary(t) for t in trigger_rows]
+    return {**render_integration(row), "triggers": summaries}

@@ -1,15 +1,15 @@
-"""Writing triggers: create (race-safe names and slugs) and the response shape."""
+"""Writing triggers: create (race-safe names and slugs), update, delete, and the response shape."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..dbutil import upsert_insert, utcnow, violated_constraint
-from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict
+from ..dbutil import as_utc, upsert_insert, utcnow, violated_constraint
+from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict, TriggerNotFound
 from ..models import Trigger, TriggerInputField
 from .schemas import FieldType, TriggerIn, TriggerType
 from .slugs import TRIGGER_SLUG_MAX, field_slug, trigger_slug, with_suffix
@@ -155,3 +155,39 @@ async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: T
         if input_fields:
             await conn.execute(insert(fields), field_rows(trigger_id, input_fields))
     return render(trigger_id, slug, values, input_fields, now, now)
+
+
+async def update_trigger(
+    engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID, body: TriggerIn
+) -> dict[str, Any]:
+    """Replace the whole configuration; the id, slug and createdAt stay."""
+    now = utcnow()
+    values = trigger_values(body)
+    input_fields = normalized_fields(body)
+    async with engine.begin() as conn:
+        stmt = (
+            update(triggers)
+            .where(triggers.c.id == trigger_id, triggers.c.integration_id == integration_id)
+            .values(updated_at=now, **values)
+            .returning(triggers.c.slug, triggers.c.created_at)
+        )
+        try:
+            row = (await conn.execute(stmt)).first()
+        except IntegrityError as exc:
+            raise_for_integrity(exc)
+        if row is None:
+            raise TriggerNotFound()
+        await conn.execute(delete(fields).where(fields.c.trigger_id == trigger_id))
+        if input_fields:
+            await conn.execute(insert(fields), field_rows(trigger_id, input_fields))
+    return render(trigger_id, row.slug, values, input_fields, as_utc(row.created_at), now)
+
+
+async def delete_trigger(engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID) -> None:
+    # The input fields go with it through the foreign key's ON DELETE CASCADE.
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            delete(triggers).where(triggers.c.id == trigger_id, triggers.c.integration_id == integration_id)
+        )
+    if result.rowcount == 0:
+        raise TriggerNotFound()

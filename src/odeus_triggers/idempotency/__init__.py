@@ -1,0 +1,1 @@
+"""Idempotency-Key support for the POST create routes (Stripe's semantics, IETF httpapi draft)."""
