@@ -122,6 +122,9 @@ async def _first_run_bootstrap(engine: Any) -> dict[str, str] | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    from .ops.logs import uvicorn_log_config
+    from .ops.metrics import share_between_workers
+
     asyncio.run(upgrade_to_head(settings))
     if settings.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
         result = _engine_call(settings, _first_run_bootstrap)
@@ -130,12 +133,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
             _print_bootstrap(result, f"http://{host}:{args.port}")
             print(flush=True)
+    if args.workers > 1:
+        share_between_workers()
     uvicorn.run(
         "odeus_triggers.main:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings.log_level),
         access_log=False,
         proxy_headers=True,
         timeout_keep_alive=5,

@@ -7,8 +7,11 @@ work unchanged; everything else takes the `ODEUS_` prefix.
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+import limits
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .edge.browser_block import normalize_origin
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./odeus-triggers.db"
 
@@ -27,21 +30,54 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     db_pool_size: int = Field(10, ge=1, le=200)
     db_connect_timeout_seconds: float = Field(3.0, gt=0)
-    db_statement_timeout_seconds: float = Field(10.0, gt=0)
+    # Also how long a request can wait on a frozen or partitioned database before its 503 (plus
+    # 2 s for SQLAlchemy to close the connection); every query of this API is a few index lookups.
+    db_statement_timeout_seconds: float = Field(5.0, gt=0)
 
-    rate_limit: str = "500/minute"
-    rate_limit_unauthenticated: str = "60/minute"
+    rate_limit: str = Field("500/minute", description="Requests per workspace, e.g. `500/minute`.")
+    rate_limit_unauthenticated: str = Field(
+        "60/minute", description="Requests without a valid API key, per client address."
+    )
+    rate_limit_key_prefix: str = Field(
+        "odeus-triggers", min_length=1, description="Prefix of the rate-limit keys in Redis."
+    )
 
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="How long a verified key is trusted before it is looked up again."
     )
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    public_origin: str = Field(
+        "",
+        description="Comma-separated origins (`https://api.example.com`) that browsers may call from, "
+        "besides the one the Host header gives: for proxies that rewrite Host.",
+    )
 
     polling_workers: int = Field(2, ge=1, le=32)
     polling_timeout_seconds: float = Field(10.0, gt=0, le=120)
     polling_memory_mb: int = Field(64, ge=8, le=1024)
     polling_max_fetches: int = Field(20, ge=0, le=100)
     polling_allow_private_network: bool = False
+
+    @field_validator("public_origin")
+    @classmethod
+    def _each_is_an_origin(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if normalize_origin(origin) is None:
+                raise ValueError("must list origins as scheme://host[:port], separated by commas")
+        return value
+
+    @field_validator("rate_limit", "rate_limit_unauthenticated")
+    @classmethod
+    def _is_one_rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must be a rate such as 500/minute or 60 per 1 minute") from None
+        return value
+
+    @property
+    def public_origins(self) -> list[str]:
+        return [o.strip() for o in self.public_origin.split(",") if o.strip()]
 
     @property
     def is_sqlite(self) -> bool:

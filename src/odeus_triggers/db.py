@@ -1,6 +1,7 @@
 """The database: metadata with a naming convention, and the engine factory for SQLite or Postgres."""
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -45,15 +46,28 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
+        # After a restart or failover every pooled connection is dead, and asyncpg has already
+        # seen its socket close. Swapping it here costs no round trip (unlike pool_pre_ping) and
+        # spares the first requests after the outage a 503.
+        is_closed = getattr(dbapi_connection.driver_connection, "is_closed", None)  # asyncpg's
+        if is_closed is not None and is_closed():
+            raise DisconnectionError("connection closed by the server")
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url.get_secret_value()
     if settings.is_sqlite:
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine = create_async_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     statement_ms = int(settings.db_statement_timeout_seconds * 1000)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
+        # Error messages would otherwise quote the bound values: request bodies, key digests.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
@@ -67,3 +81,5 @@ def make_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    _replace_closed_connections(engine)
+    return engine

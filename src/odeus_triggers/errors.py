@@ -124,6 +124,16 @@ class TriggerNameConflict(ApiError):
     default_detail = "A trigger with this name already exists in the integration."
 
 
+class IdempotencyKeyInUse(ApiError):
+    status, code, title = 409, "idempotency_key_in_use", "Conflict"
+    default_detail = (
+        "A request with this Idempotency-Key is still being processed; retry after it has finished."
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
 class PayloadTooLarge(ApiError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
@@ -133,8 +143,28 @@ class UnsupportedMediaType(ApiError):
     default_detail = "Send the body as JSON, with `Content-Type: application/json`."
 
 
+class IdempotencyKeyReused(ApiError):
+    status, code, title = 422, "idempotency_key_reused", "Unprocessable content"
+    default_detail = (
+        "This Idempotency-Key was already used for a different request; use a new key for a new request."
+    )
+
+
 class RateLimited(ApiError):
     status, code, title = 429, "rate_limited", "Too many requests"
+    default_detail = "Too many requests; retry after the number of seconds in Retry-After."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+    @classmethod
+    def of(cls, quota: int, window_seconds: int, subject: str, retry_after: int) -> "RateLimited":
+        unit = "second" if retry_after == 1 else "seconds"
+        return cls(
+            f"The rate limit of {quota} requests per {window_seconds} seconds {subject} is used up; "
+            f"retry in {retry_after} {unit}.",
+            retry_after,
+        )
 
 
 class InternalError(ApiError):

@@ -7,6 +7,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from .errors import Problem
+from .openapi_responses import declare_common_responses
 from .triggers.schemas import TriggerIn
 
 API_BASES = ("", "/api/public")
@@ -42,5 +43,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         if path.startswith("/integrations/"):
             for operation in operations.values():
                 operation["security"] = [{"bearerAuth": []}]
+    declare_common_responses(schema)
     app.openapi_schema = schema
     return schema

@@ -45,6 +45,13 @@ class KeyVerifier:
             TTLCache(maxsize=10_000, ttl=ttl, timer=time.monotonic) if ttl > 0 else None
         )
 
+    def cached(self, key: str) -> Caller | None:
+        """The caller of a key verified within the last `ttl` seconds, without touching the database."""
+        if self._cache is None or not keys.is_well_formed(key):
+            return None
+        caller = self._cache.get(keys.digest(key))
+        return None if caller is None or caller.is_expired() else caller
+
     async def verify(self, key: str) -> Caller | None:
         if not keys.is_well_formed(key):
             return None
@@ -76,8 +83,16 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def get_caller(request: Request) -> Caller:
-    token = bearer_token(request)
-    caller = await request.app.state.key_verifier.verify(token) if token else None
+    state = request.scope.get("state", {})
+    if "key_error" in state:
+        # The rate limiter's lookup failed (database down): fail here, where the handlers map it.
+        raise state["key_error"]
+    if state.get("key_checked"):
+        # The rate limiter has already verified the key; looking it up again would cost a query.
+        caller = state.get("caller")
+    else:
+        token = bearer_token(request)
+        caller = await request.app.state.key_verifier.verify(token) if token else None
     if caller is None:
         raise Unauthorized()
     # The rate limiter and the access log read the workspace from here.

@@ -42,18 +42,39 @@ async def on_http_exception(request: Request, exc: StarletteHTTPException):  # t
     return problem_response(error, _rid(request))
 
 
+# Postgres errors that say "not now" rather than "wrong": connection failures (08), shutdown,
+# crash and start-up (57P01-03: asyncpg raises them as plain DBAPIError while Postgres starts or
+# stops), out of resources (53), statement_timeout (57014), and a read-only standby after a
+# failover (25006).
+_OUTAGE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
 def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)):
+    # OSError: what connecting raises bare (refused, unreachable, DNS failure, and asyncio's plain
+    # OSError "Multiple exceptions: ..." when a host name such as localhost has several addresses).
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or _sqlstate(exc).startswith(_OUTAGE_SQLSTATES)
+    return False
 
 
 async def on_unexpected(request: Request, exc: Exception):  # type: ignore[no-untyped-def]
     if is_outage(exc):
         log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": _rid(request)})
-        return problem_response(ServiceUnavailable(), _rid(request))
-    log.exception("unhandled error", extra={"request_id": _rid(request)})
-    return problem_response(InternalError(), _rid(request))
+        error: ApiError = ServiceUnavailable()
+    else:
+        log.exception("unhandled error", extra={"request_id": _rid(request)})
+        error = InternalError()
+    response = problem_response(error, _rid(request))
+    # For an exception no narrower handler takes, Starlette sends this from outside every
+    # middleware, where RequestIdMiddleware cannot add the header.
+    response.headers["X-Request-ID"] = _rid(request)
+    return response
 
 
 def install_handlers(app: FastAPI) -> None:
