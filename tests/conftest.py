@@ -15,25 +15,10 @@ from odeus_triggers.app import create_app
 from odeus_triggers.config import Settings
 from odeus_triggers.migrate import upgrade_to_head
 
-from helpers import Tenant, make_tenant
+from helpers import Tenant, admin_execute, make_tenant
 
 BASES = ["", "/api/public"]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-async def _admin_execute(url: str, *statements: str) -> None:
-    import asyncpg
-
-    u = make_url(url)
-    conn = await asyncpg.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, password=u.password,
-        database=u.database or "postgres", timeout=5,
-    )
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +31,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     name = f"odeus_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_admin_execute(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_execute(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # under CI an unreachable Postgres must fail the run, never skip it
         pytest.fail(f"TEST_DATABASE_URL is set but Postgres is unreachable: {type(exc).__name__}: {exc}", pytrace=False)
     url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
     asyncio.run(upgrade_to_head(Settings(database_url=url)))
     yield url
-    asyncio.run(_admin_execute(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +82,36 @@ def base(request: pytest.FixtureRequest) -> str:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the tests share (TEST_REDIS_URL); it must be up."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at TEST_REDIS_URL is unreachable: {type(exc).__name__}", pytrace=False)
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix for this test alone; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"odeus-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        stale = list(client.scan_iter(f"{prefix}*"))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()

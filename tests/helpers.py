@@ -1,11 +1,14 @@
 """Assertions shared by the tests."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from odeus_triggers.app import create_app
 from odeus_triggers.auth import admin
 from odeus_triggers.auth.scopes import Scope
 from odeus_triggers.integrations.service import create_integration
@@ -53,3 +56,49 @@ def create_path(base: str, integration_id: str) -> str:
     return f"{base}/integrations/v1/{integration_id}/triggers/create"
 
 
+def trigger_path(base: str, integration_id: str, trigger_id: str) -> str:
+    return f"{base}/integrations/v1/{integration_id}/triggers/{trigger_id}"
+
+
+def integration_path(base: str, integration_id: str) -> str:
+    return f"{base}/integrations/v1/{integration_id}"
+
+
+async def key_for(app: object, tenant: Tenant, scopes: list[Scope]) -> dict[str, str]:
+    """Auth headers for another key of the tenant's workspace, with exactly `scopes` (maybe none)."""
+    new = await admin.create_key(app.state.engine, tenant.workspace_id, scopes)  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {new.key}"}
+
+
+def run_path(base: str, integration_id: str, trigger_id: str) -> str:
+    """The test-run route of a trigger (not named test_…, which pytest would collect)."""
+    return f"{trigger_path(base, integration_id, trigger_id)}/test"
+
+
+@asynccontextmanager
+async def started_app(settings: Any, **overrides: object) -> AsyncIterator[Any]:
+    """An app of its own, with these settings changed, between its start-up and shut-down."""
+    app = create_app(settings.model_copy(update=overrides))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def client_of(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def admin_execute(url: str, *statements: str) -> None:
+    """Run statements (CREATE/DROP DATABASE) on the server that `url` points at."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, password=u.password,
+        database=u.database or "postgres", timeout=5,
+    )
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -124,10 +124,10 @@ def test_concurrent_migrations_on_a_fresh_postgres_database(database_url, is_pos
 
     from sqlalchemy.engine import make_url
 
-    from conftest import _admin_execute
+    from helpers import admin_execute
 
     name = f"odeus_mig_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(database_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(database_url, f'CREATE DATABASE "{name}"'))
     try:
         url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
         env = {**os.environ, "DATABASE_URL": url}
@@ -137,7 +137,7 @@ def test_concurrent_migrations_on_a_fresh_postgres_database(database_url, is_pos
         assert [p.returncode for p in procs] == [0] * 4, outputs
         assert sum("upgraded" in out for out, _ in outputs) == 1
     finally:
-        asyncio.run(_admin_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def free_port() -> int:

@@ -46,7 +46,10 @@ bodies = st.fixed_dictionaries(
     {"name": padded(trimmed(96))},
     optional={
         "description": st.none() | st.text(text_chars, max_size=90),
-        "pollingCode": st.none() | st.text(text_chars, max_size=1000),
+        # Saved code must compile, so arbitrary text travels inside a comment; blank code is stored as null.
+        "pollingCode": st.none() | st.sampled_from(["", " ", "\n\t "]) | st.text(text_chars, max_size=480).map(
+            lambda s: "/*" + s.replace("*/", "* /") + "*/ return [];"
+        ),
         "inputFields": st.none() | fields,
     },
 )

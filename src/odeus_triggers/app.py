@@ -4,17 +4,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from . import __version__
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
 from .db import make_engine
+from .docs import install_docs
+from .edge.access_log import AccessLogMiddleware
 from .edge.body_limit import BodyLimitMiddleware
+from .edge.browser_block import BrowserBlockMiddleware
 from .edge.handlers import install_handlers
+from .edge.methods import MethodNotAllowedRoute
+from .edge.rate_limit import RateLimitMiddleware
 from .edge.request_id import RequestIdMiddleware
+from .idempotency.service import IdempotencyStore
 from .integrations.access import IntegrationDirectory
+from .integrations.router import router as integrations_router
 from .openapi import API_BASES, build_openapi
+from .ops.logs import configure_logging
+from .ops.metrics import Metrics
+from .ops.router import router as ops_router
+from .polling import SandboxPool
+from .ratelimit.counter import RateCounter
+from .ratelimit.policies import Policies
 from .triggers.router import router as triggers_router
+from .triggers.sandbox import sandbox_limits
+from .triggers.test_run import router as test_run_router
 
 DESCRIPTION = """
 Server-to-server API for defining **triggers**: named event monitors with input fields and
@@ -27,6 +43,7 @@ Every route is also served under `/api/public` for dedicated deployments.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,9 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.key_verifier = KeyVerifier(engine, settings.auth_cache_seconds)
         app.state.integrations = IntegrationDirectory(engine)
+        app.state.idempotency = IdempotencyStore(engine)
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        app.state.rate_counter = RateCounter(redis_url, settings.rate_limit_key_prefix)
+        await app.state.rate_counter.start()
+        # Workers are spawned on first use, so that start-up stays fast and apps that never see
+        # polling code never start any.
+        app.state.sandbox = SandboxPool(sandbox_limits(settings))
         try:
             yield
         finally:
+            await app.state.sandbox.close()
+            await app.state.rate_counter.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -48,10 +74,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    api_routers = (integrations_router, triggers_router, test_run_router)
     for base in API_BASES:
-        app.include_router(triggers_router, prefix=base, include_in_schema=not base)
+        for api_router in api_routers:
+            app.include_router(api_router, prefix=base, include_in_schema=not base)
+    # First, so that it sees a request before a templated route takes a concrete path's URL.
+    app.router.routes.insert(0, MethodNotAllowedRoute(
+        (base + route.path, route.methods)
+        for base in API_BASES
+        for api_router in api_routers
+        for route in api_router.routes
+        if isinstance(route, APIRoute)
+    ))
+    app.include_router(ops_router)
+    install_docs(app)
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside RequestId, so a refusal carries its request id; outside the body limit, so a page on
+    # another origin learns nothing about how its body would have been handled.
+    app.add_middleware(BrowserBlockMiddleware, public_origins=settings.public_origins)
+    # Outside the refusals above, so that they are counted and carry the RateLimit headers too;
+    # inside RequestId, so that a 429 carries its request id.
+    app.add_middleware(
+        RateLimitMiddleware,
+        policies=Policies.from_strings(settings.rate_limit, settings.rate_limit_unauthenticated),
+        prefixes=tuple(f"{base}/integrations" for base in API_BASES),
+    )
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, so that the refusals of the middlewares above are timed, counted and logged too.
+    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics, bases=API_BASES)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

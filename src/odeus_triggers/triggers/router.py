@@ -1,12 +1,13 @@
 """HTTP routes of triggers."""
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from ..auth.caller import IntegrationCaller
-from ..body import json_body, openapi_body
+from ..body import openapi_body
 from ..deps import EngineDep
 from ..errors import (
     IntegrationForbidden,
@@ -14,20 +15,33 @@ from ..errors import (
     InsufficientScope,
     PayloadTooLarge,
     TriggerNameConflict,
+    TriggerNotFound,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
     responses_for,
 )
-from ..integrations.access import IntegrationId, authorize_integration
+from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
+from ..integrations.access import UUID_SCHEMA, IntegrationId, authorize_integration, parse_uuid
 from . import service
+from . import polling_docs
 from .examples import SEED_TRIGGER
-from .rules import cross_field_errors
-from .schemas import TriggerEnvelope, TriggerIn
+from .sandbox import checked_trigger_body
+from .schemas import TriggerDeleted, TriggerEnvelope, TriggerIn
 
 router = APIRouter(tags=["Triggers"])
 
-TriggerBody = Annotated[TriggerIn, Depends(json_body(TriggerIn, cross_field_errors))]
+# The body with its polling code compiled in the sandbox (a syntax error is one more 400 problem).
+TriggerBody = Annotated[TriggerIn, Depends(checked_trigger_body)]
+
+
+async def trigger_id_param(
+    triggerId: Annotated[str, Path(description="UUID of the trigger", json_schema_extra=UUID_SCHEMA)],
+) -> uuid.UUID:
+    return parse_uuid(triggerId, "triggerId")
+
+
+TriggerId = Annotated[uuid.UUID, Depends(trigger_id_param)]
 
 WRITE_ERRORS = (
     ValidationFailed,
@@ -50,17 +64,77 @@ WRITE_ERRORS = (
         "Adds a trigger to an integration: a named event monitor with input fields and JavaScript "
         "polling code, which can start workflows or agent conversations. Requires the "
         "`INTEGRATION_API` scope. The trigger's slug is generated from its name and is unique in "
-        "the integration; names are unique in the integration, ignoring case."
+        "the integration; names are unique in the integration, ignoring case. Send an "
+        "`Idempotency-Key` to retry safely.\n"
+        + polling_docs.SAVE_CHECK
+        + polling_docs.SANDBOX
     ),
-    responses=responses_for(*WRITE_ERRORS),
+    responses={**responses_for(*WRITE_ERRORS, *IDEMPOTENCY_ERRORS), **replayed_header_doc(201)},
     openapi_extra=openapi_body(TriggerIn, SEED_TRIGGER),
 )
 async def create_trigger(
     caller: IntegrationCaller,
     integration_id: IntegrationId,
     body: TriggerBody,
+    idempotency: IdempotencyDep,
+    request: Request,
+    engine: EngineDep,
+) -> JSONResponse:
+    async def create() -> JSONResponse:
+        await authorize_integration(caller, integration_id, request)
+        created = await service.create_trigger(engine, integration_id, body)
+        request.app.state.metrics.triggers_created.inc()
+        return JSONResponse(created, status_code=201)
+
+    return await idempotency.run(create)
+
+
+@router.put(
+    "/integrations/v1/{integrationId}/triggers/{triggerId}",
+    response_model=TriggerEnvelope,
+    summary="Update Trigger",
+    description=(
+        "Replaces the whole configuration of a trigger, with the same body as Create Trigger: "
+        "fields left out return to their defaults, and the input fields are replaced. The id and "
+        "the slug never change, so workflows that refer to the trigger keep working after a "
+        "rename. Requires the `INTEGRATION_API` scope.\n"
+        + polling_docs.SAVE_CHECK
+        + polling_docs.SANDBOX
+    ),
+    responses=responses_for(*WRITE_ERRORS, TriggerNotFound),
+    openapi_extra=openapi_body(TriggerIn, SEED_TRIGGER),
+)
+async def update_trigger(
+    caller: IntegrationCaller,
+    integration_id: IntegrationId,
+    trigger_id: TriggerId,
+    body: TriggerBody,
     request: Request,
     engine: EngineDep,
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
-    return JSONResponse(await service.create_trigger(engine, integration_id, body), status_code=201)
+    return JSONResponse(await service.update_trigger(engine, integration_id, trigger_id, body))
+
+
+@router.delete(
+    "/integrations/v1/{integrationId}/triggers/{triggerId}",
+    response_model=TriggerDeleted,
+    summary="Delete Trigger",
+    description=(
+        "Deletes a trigger and its input fields. Its name can then be used again. Requires the "
+        "`INTEGRATION_API` scope."
+    ),
+    responses=responses_for(
+        ValidationFailed, Unauthorized, InsufficientScope, IntegrationForbidden, IntegrationNotFound, TriggerNotFound
+    ),
+)
+async def delete_trigger(
+    caller: IntegrationCaller,
+    integration_id: IntegrationId,
+    trigger_id: TriggerId,
+    request: Request,
+    engine: EngineDep,
+) -> JSONResponse:
+    await authorize_integration(caller, integration_id, request)
+    await service.delete_trigger(engine, integration_id, trigger_id)
+    return JSONResponse({"message": "Trigger deleted", "id": str(trigger_id)})

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -100,3 +100,37 @@ class TriggerEnvelope(ResponseModel):
 class TriggerDeleted(ResponseModel):
     message: Literal["Trigger deleted"]
     id: uuid.UUID
+
+
+class TestRunIn(RequestModel):
+    """What a test run of the polling code sees; every field is optional."""
+
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values of the trigger's input fields, keyed by field slug (`inputs.projectId` in the code).",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Connection secrets, keyed by name (`secrets.API_TOKEN`). Used for this run only: "
+        "never stored, never logged.",
+    )
+    lastPollTime: str | None = Field(
+        None,
+        description="ISO-8601 date-time, given to the code as `lastPollTime` in UTC (one without an offset "
+        "is taken as UTC); null for a first poll.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+class CodeErrorOut(ResponseModel):
+    message: str = Field(description="What went wrong, e.g. `Error: Failed to fetch issues`.")
+    line: int | None = Field(description="1-based line in the polling code, when known.")
+    column: int | None = Field(description="1-based column in the polling code, when known.")
+
+
+class TestRunOut(ResponseModel):
+    ok: bool = Field(description="true when the code returned a valid array of events.")
+    events: list[dict[str, Any]] = Field(description="The events the code returned; never stored.")
+    logs: list[str] = Field(description="What the code wrote with `console.*`, in order.")
+    error: CodeErrorOut | None = Field(description="Why the run failed; null when ok.")
+    durationMs: float = Field(description="How long the run took in the sandbox, in milliseconds.")
