@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..dbutil import as_utc, upsert_insert, utcnow, violated_constraint
 from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict, TriggerNotFound
 from ..models import Trigger, TriggerInputField
+from . import pg_create
 from .schemas import FieldType, TriggerIn, TriggerType
-from .slugs import TRIGGER_SLUG_MAX, field_slug, trigger_slug, with_suffix
+from .slugs import field_slug, trigger_slug, with_suffix
 
 triggers = Trigger.__table__
 fields = TriggerInputField.__table__
@@ -102,20 +103,24 @@ def raise_for_integrity(exc: IntegrityError) -> None:
     raise exc
 
 
-async def _next_suffix_hint(conn: AsyncConnection, integration_id: uuid.UUID, base: str) -> int:
+def next_suffix(taken_slugs: list[str], base: str) -> int:
     """The smallest suffix above those already taken for `base`: a hint, the INSERT decides."""
+    taken = [1]
+    for slug in taken_slugs:
+        tail = slug[len(base) + 1 :]
+        if tail.isdigit():
+            taken.append(int(tail))
+    return max(taken) + 1
+
+
+async def _taken_slugs(conn: AsyncConnection, integration_id: uuid.UUID, base: str) -> list[str]:
     rows = await conn.execute(
         select(triggers.c.slug).where(
             triggers.c.integration_id == integration_id,
             (triggers.c.slug == base) | triggers.c.slug.like(f"{base}-%"),
         )
     )
-    taken = [1]
-    for (slug,) in rows:
-        tail = slug[len(base) + 1 :]
-        if tail.isdigit():
-            taken.append(int(tail))
-    return max(taken) + 1
+    return [slug for (slug,) in rows]
 
 
 async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: TriggerIn) -> dict[str, Any]:
@@ -124,6 +129,35 @@ async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: T
     values = trigger_values(body)
     input_fields = normalized_fields(body)
     base = trigger_slug(body.name)
+    if engine.dialect.name == "postgresql":
+        slug = await _create_on_postgres(engine, trigger_id, integration_id, base, values, input_fields, now)
+    else:
+        slug = await _create_generic(engine, trigger_id, integration_id, base, values, input_fields, now)
+    return render(trigger_id, slug, values, input_fields, now, now)
+
+
+async def _create_on_postgres(
+    engine: AsyncEngine, trigger_id: uuid.UUID, integration_id: uuid.UUID, base: str,
+    values: dict[str, Any], input_fields: list[dict[str, Any]], now: datetime,
+) -> str:
+    columns = pg_create.field_columns(input_fields)
+
+    async def work(driver: Any) -> str:
+        n = 1
+        for _ in range(MAX_SLUG_ATTEMPTS):
+            slug = with_suffix(base, n)
+            if await pg_create.insert_once(driver, trigger_id, integration_id, slug, values, now, columns):
+                return slug
+            n = max(n + 1, next_suffix(await pg_create.taken_slugs(driver, integration_id, base), base))
+        raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
+
+    return await pg_create.with_driver(engine, work)
+
+
+async def _create_generic(
+    engine: AsyncEngine, trigger_id: uuid.UUID, integration_id: uuid.UUID, base: str,
+    values: dict[str, Any], input_fields: list[dict[str, Any]], now: datetime,
+) -> str:
     async with engine.begin() as conn:
         stmt_base = upsert_insert(conn, triggers)
         n = 1
@@ -148,13 +182,12 @@ async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: T
                 raise_for_integrity(exc)
             if inserted is not None:
                 break
-            hint = await _next_suffix_hint(conn, integration_id, base[: TRIGGER_SLUG_MAX])
-            n = max(n + 1, hint)
+            n = max(n + 1, next_suffix(await _taken_slugs(conn, integration_id, base), base))
         else:
             raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
         if input_fields:
             await conn.execute(insert(fields), field_rows(trigger_id, input_fields))
-    return render(trigger_id, slug, values, input_fields, now, now)
+    return slug
 
 
 async def update_trigger(

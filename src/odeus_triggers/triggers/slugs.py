@@ -1,5 +1,7 @@
 """Slugs: kebab-case for triggers, camelCase identifiers for input fields."""
 
+from functools import lru_cache
+
 from slugify import slugify
 
 TRIGGER_SLUG_MAX = 100
@@ -19,6 +21,7 @@ def with_suffix(base: str, n: int) -> str:
     return base[: TRIGGER_SLUG_MAX - len(suffix)].rstrip("-") + suffix
 
 
+@lru_cache(maxsize=4096)
 def field_slug(label: str) -> str:
     """`Project ID` -> `projectId`: a JavaScript identifier, so polling code can read `inputs.projectId`."""
     words = slugify(label, separator="-").split("-")
