@@ -29,7 +29,7 @@ from .polling import SandboxPool
 from .ratelimit.counter import RateCounter
 from .ratelimit.policies import Policies
 from .triggers.router import router as triggers_router
-from .triggers.sandbox import sandbox_limits
+from .triggers.sandbox import SyntaxVerdicts, sandbox_limits
 from .triggers.test_run import router as test_run_router
 
 DESCRIPTION = """
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Workers are spawned on first use, so that start-up stays fast and apps that never see
         # polling code never start any.
         app.state.sandbox = SandboxPool(sandbox_limits(settings))
+        app.state.syntax_verdicts = SyntaxVerdicts(app.state.sandbox)
         try:
             yield
         finally:

@@ -7,6 +7,7 @@ The check compiles the code in a sandbox worker, never in the API process, and n
 import json
 from typing import Annotated
 
+from cachetools import LRUCache
 from fastapi import Depends, Request
 
 from ..body import json_body
@@ -55,9 +56,31 @@ def syntax_message(error: CodeError) -> str:
     return f"syntax error at line {error.line}, column {error.column}: {message}"
 
 
-async def code_errors(pool: SandboxPool, code: str) -> list[FieldError]:
+class SyntaxVerdicts:
+    """Remembers the verdict of the syntax check per exact source text.
+
+    The check is deterministic, and the same code is saved again and again (retries, updates of
+    other fields, one template for many triggers); a remembered verdict saves a round trip to a
+    worker that is shared with test runs. Only definite verdicts are kept: a time-out or a crashed
+    worker says nothing about the code.
+    """
+
+    def __init__(self, pool: SandboxPool, size: int = 4096) -> None:
+        self.pool = pool
+        self._verdicts: LRUCache[str, CodeError | None] = LRUCache(maxsize=size)
+
+    async def check(self, code: str) -> CodeError | None:
+        if code in self._verdicts:
+            return self._verdicts[code]
+        error = await self.pool.check_syntax(code)
+        if error is None or error.line is not None:
+            self._verdicts[code] = error
+        return error
+
+
+async def code_errors(verdicts: SyntaxVerdicts, code: str) -> list[FieldError]:
     """The syntax error of `code`, if any, as a field error; raises SandboxUnavailable."""
-    error = await pool.check_syntax(code)
+    error = await verdicts.check(code)
     return [] if error is None else [FieldError(field=CODE_FIELD, message=syntax_message(error))]
 
 
@@ -80,7 +103,7 @@ async def checked_trigger_body(request: Request) -> TriggerIn:
     then, the 400 goes out without the code's verdict rather than as a 503. A body that is valid
     apart from the code gets 503 when the sandbox is unavailable, because it cannot be judged.
     """
-    pool: SandboxPool = request.app.state.sandbox
+    verdicts: SyntaxVerdicts = request.app.state.syntax_verdicts
     try:
         body = await _parse_trigger(request)
     except ValidationFailed as exc:
@@ -91,14 +114,14 @@ async def checked_trigger_body(request: Request) -> TriggerIn:
         if not has_code(code):
             raise
         try:
-            found = await code_errors(pool, code)  # type: ignore[arg-type]
+            found = await code_errors(verdicts, code)  # type: ignore[arg-type]
         except SandboxUnavailable:
             raise exc from None
         raise ValidationFailed.of(errors + found) from None
     if not has_code(body.pollingCode):
         return body
     try:
-        found = await code_errors(pool, body.pollingCode)  # type: ignore[arg-type]
+        found = await code_errors(verdicts, body.pollingCode)  # type: ignore[arg-type]
     except SandboxUnavailable:
         raise sandbox_unavailable() from None
     if found:
