@@ -32,3 +32,7 @@ migrate: $(VENV)/.installed-run
 
 clean:
 	rm -rf $(VENV) odeus-triggers.db odeus-triggers.db-wal odeus-triggers.db-shm
+
+## Benchmark against the reference ceilings (needs wrk and the local Postgres; not part of the tests).
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run.py

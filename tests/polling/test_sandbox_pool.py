@@ -35,6 +35,14 @@ ABUSE = [
 ]
 
 
+def rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def test_hundred_abusive_runs_leave_no_processes_and_a_working_pool():
     before = child_pids()
     limits = SandboxLimits(workers=2, wall_time_s=0.3, memory_bytes=16 * 1024 * 1024)
@@ -57,7 +65,14 @@ async def test_hundred_abusive_runs_leave_no_processes_and_a_working_pool():
             outcomes[name] = outcomes.get(name, 0) + 1
 
     try:
+        await pool.run("return []", inputs={}, secrets={}, last_poll_time=None)
+        parent_before = rss_mib()
         await asyncio.gather(stream(50), stream(50))
+        # Nothing of the abuse may stay behind: not in the API process, not in the workers.
+        assert rss_mib() - parent_before < 64
+        for slot in pool._slots:
+            if slot.worker is not None and slot.worker.alive:
+                assert rss_mib(slot.worker.proc.pid) < 16 + 96
         started = time.monotonic()
         ok = await pool.run("return [{id: 'still alive'}]", inputs={}, secrets={}, last_poll_time=None)
         assert ok.ok and ok.events == [{"id": "still alive"}]
