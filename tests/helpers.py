@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,3 +102,61 @@ async def admin_execute(url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def cli_command(*args: str) -> list[str]:
+    """The argv that runs the service's own CLI (`odeus-triggers …`) from this environment."""
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("odeus-triggers")
+    head = [str(script)] if script.exists() else [sys.executable, "-c", "from odeus_triggers.cli import main; main()"]
+    return [*head, *args]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(env: dict[str, str], log_path: Any, timeout: float = 60) -> Any:
+    """`odeus-triggers serve` on a free loopback port, with `env`; yields its origin once it answers."""
+    import subprocess
+    import time
+
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cli_command("serve", "--host", "127.0.0.1", "--port", str(port)),
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=2) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the service exited with {process.returncode}:\n{_tail(log_path)}")
+                try:
+                    if client.get(f"{origin}/openapi.json").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not answer within {timeout:.0f} s:\n{_tail(log_path)}")
+                time.sleep(0.2)
+        yield origin
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _tail(path: Any, size: int = 3000) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace")[-size:]

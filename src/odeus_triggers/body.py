@@ -18,7 +18,7 @@ CrossFieldRules = Callable[[Any], list[FieldError]]
 M = TypeVar("M", bound=BaseModel)
 
 _MESSAGES = {
-    "string_pattern_mismatch": "must not be blank or contain control characters (U+0000 to U+001F)",
+    "string_pattern_mismatch": "must not contain control characters (U+0000 to U+001F)",
     "extra_forbidden": "is not a known field",
     "missing": "is required",
     "string_type": "must be a string",

@@ -3,11 +3,12 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from ..schemas import RequestModel, ResponseModel, line, name, text
+from .poll_time import LOCAL_DATE_TIME_PATTERN
 
 READ_ONLY = "Read-only: accepted and ignored, so that a trigger read from the API can be sent back."
 
@@ -32,7 +33,30 @@ class SelectOption(RequestModel):
     value: line(200, min_length=1)  # type: ignore[valid-type]
 
 
+# The SELECT rules of the contract, in the schema: a SELECT field has `options`; any other field
+# (a missing or null `type` is TEXT) has no `options` and no `allowMultiSelect: true`.
+SELECT_RULES: dict[str, Any] = {
+    "anyOf": [
+        {
+            "title": "SELECT field",
+            "required": ["type", "options"],
+            "properties": {"type": {"const": FieldType.SELECT.value}, "options": {"type": "array"}},
+        },
+        {
+            "title": "Other field",
+            "properties": {
+                "type": {"enum": [t.value for t in FieldType if t is not FieldType.SELECT] + [None]},
+                "options": {"type": "null"},
+                "allowMultiSelect": {"enum": [False, None]},
+            },
+        },
+    ]
+}
+
+
 class InputFieldIn(RequestModel):
+    model_config = ConfigDict(json_schema_extra=SELECT_RULES)
+
     label: name(100)  # type: ignore[valid-type]
     type: FieldType | None = Field(FieldType.TEXT, description="Defaults to TEXT.")
     description: text(500) | None = None  # type: ignore[valid-type]
@@ -102,6 +126,18 @@ class TriggerDeleted(ResponseModel):
     id: uuid.UUID
 
 
+# A date-time with an offset (`format: date-time`), or one without, which is taken as UTC.
+PollTime = Annotated[
+    str,
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": LOCAL_DATE_TIME_PATTERN},
+        ]
+    }),
+]
+
+
 class TestRunIn(RequestModel):
     """What a test run of the polling code sees; every field is optional."""
 
@@ -114,11 +150,11 @@ class TestRunIn(RequestModel):
         description="Connection secrets, keyed by name (`secrets.API_TOKEN`). Used for this run only: "
         "never stored, never logged.",
     )
-    lastPollTime: str | None = Field(
+    lastPollTime: PollTime | None = Field(  # type: ignore[valid-type]
         None,
-        description="ISO-8601 date-time, given to the code as `lastPollTime` in UTC (one without an offset "
-        "is taken as UTC); null for a first poll.",
-        json_schema_extra={"format": "date-time"},
+        description="RFC 3339 date-time, given to the code as `lastPollTime` in UTC (one without an offset "
+        "is taken as UTC; a moment outside years 0001 to 9999 in UTC is given as the nearest bound); "
+        "null for a first poll.",
     )
 
 

@@ -5,7 +5,6 @@ Nothing is stored: not the events, not a poll time. The code's own failures are 
 to the sandbox and to nothing else (not to a log line, not to an error body).
 """
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +31,7 @@ from ..openapi import register_model
 from ..polling import RunResult, SandboxUnavailable
 from . import polling_docs
 from .inputs import input_errors, load_runnable
+from .poll_time import parse_poll_time
 from .router import TriggerId
 from .sandbox import CODE_FIELD, SandboxDep, sandbox_unavailable
 from .schemas import TestRunIn, TestRunOut
@@ -76,19 +76,9 @@ DESCRIPTION = (
 )
 
 
-def _last_poll_time(value: str) -> str | None:
-    """`value` as an ISO-8601 UTC string (`…Z`), or None when it is not an ISO-8601 date-time."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _body_rules(body: Any) -> list[FieldError]:
     value = body.get("lastPollTime") if isinstance(body, dict) else None
-    if isinstance(value, str) and _last_poll_time(value) is None:
+    if isinstance(value, str) and parse_poll_time(value) is None:
         return [FieldError(field="lastPollTime", message="must be an ISO-8601 date-time, e.g. 2024-05-01T10:00:00Z")]
     return []
 
@@ -97,8 +87,9 @@ _parse = json_body(TestRunIn, _body_rules)
 
 
 async def test_run_body(request: Request) -> TestRunIn:
-    # Every field is optional, so an empty body is a run with no inputs, secrets or poll time.
-    if not (await request.body()).strip():
+    # Every field is optional, so no body at all is a run with no inputs, secrets or poll time. A
+    # body of white space (or of anything else that is not a JSON object) is invalid JSON: 400.
+    if not await request.body():
         return TestRunIn()
     return await _parse(request)
 
@@ -168,7 +159,7 @@ async def test_trigger(
         errors.insert(0, FieldError(field=CODE_FIELD, message="is not set on this trigger: there is no code to run"))
     if code is None or errors:
         raise ValidationFailed.of(errors)
-    last_poll_time = _last_poll_time(body.lastPollTime) if body.lastPollTime is not None else None
+    last_poll_time = parse_poll_time(body.lastPollTime) if body.lastPollTime is not None else None
     try:
         result = await sandbox.run(code, inputs=body.inputs, secrets=body.secrets, last_poll_time=last_poll_time)
     except SandboxUnavailable:
