@@ -173,21 +173,6 @@ async def round_trip_ms(url: str) -> float:
         await client.aclose()
 
 
-async def round_trip_ms(url: str) -> float:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        samples = []
-        for _ in range(200):
-            start = time.perf_counter()
-            await client.ping()
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples) * 1e3
-    finally:
-        await client.aclose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")

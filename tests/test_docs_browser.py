@@ -10,9 +10,7 @@ browser downloads are not used. Without it the module is skipped, except under C
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,6 +30,8 @@ if not CHROMIUM.exists() and not UNDER_CI:
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
+from helpers import cli_command, served  # noqa: E402
+
 LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -50,18 +50,6 @@ FETCH_FROM_PAGE = """async ({url, key, name, simple}) => {
 }"""
 
 
-def _cli(*args: str) -> list[str]:
-    script = Path(sys.executable).with_name("odeus-triggers")
-    head = [str(script)] if script.exists() else [sys.executable, "-c", "from odeus_triggers.cli import main; main()"]
-    return [*head, *args]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS_") and k != "REDIS_URL"}
@@ -77,46 +65,15 @@ def service_env(database_url: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def service(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service, started by its own CLI on a free loopback port; yields its origin."""
-    port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("service") / "service.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            _cli("serve", "--host", "127.0.0.1", "--port", str(port)),
-            env=service_env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_up(process, origin, log_path)
+    with served(service_env, tmp_path_factory.mktemp("service") / "service.log") as origin:
         yield origin
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], origin: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    with httpx.Client(trust_env=False, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"the service exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if client.get(f"{origin}/openapi.json").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    pytest.fail(f"the service did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture
 def tenant(service_env: dict[str, str]) -> dict[str, str]:
     """A workspace, a real key and an integration, made the way an operator would: with the CLI."""
     done = subprocess.run(
-        _cli("bootstrap", "--json", "--workspace", f"docs-{uuid.uuid4().hex[:10]}"),
+        cli_command("bootstrap", "--json", "--workspace", f"docs-{uuid.uuid4().hex[:10]}"),
         env=service_env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr

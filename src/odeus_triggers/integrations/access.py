@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..auth.caller import Caller, IntegrationCaller
+from ..auth.caller import Caller
 from ..errors import FieldError, IntegrationForbidden, IntegrationNotFound, ValidationFailed
 from ..models import Integration
 
