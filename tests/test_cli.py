@@ -146,6 +146,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_answering(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing answered on port {port} within {timeout:.0f} s")
+
+
 def test_serve_on_the_embedded_default_bootstraps_once_and_answers(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -163,15 +174,11 @@ def test_serve_on_the_embedded_default_bootstraps_once_and_answers(tmp_path):
         key = next(w for w in text.split() if w.startswith("odk_"))
         integration_id = text.split("Integration id:")[1].split()[0]
         assert f"http://127.0.0.1:{port}/integrations/v1/{integration_id}/triggers/create" in text
-        for _ in range(100):
-            try:
-                response = httpx.post(
-                    f"http://127.0.0.1:{port}{create_path('', integration_id)}", json={"name": "Served"},
-                    headers={"Authorization": f"Bearer {key}"}, timeout=5,
-                )
-                break
-            except httpx.ConnectError:
-                time.sleep(0.1)
+        wait_until_answering(port)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}{create_path('', integration_id)}", json={"name": "Served"},
+            headers={"Authorization": f"Bearer {key}"}, timeout=5,
+        )
         assert response.status_code == 201, response.text
         assert (tmp_path / "odeus-triggers.db").is_file()
     finally:
@@ -181,7 +188,7 @@ def test_serve_on_the_embedded_default_bootstraps_once_and_answers(tmp_path):
     again = subprocess.Popen([CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(3)
+        wait_until_answering(port)
     finally:
         again.terminate()
         out, _ = again.communicate(timeout=20)
