@@ -167,3 +167,15 @@ async def test_validation_errors_never_echo_the_submitted_value(client, tenant):
     response = await post(client, tenant, {"name": secret * 10, "inputFields": [{"label": "L", "required": secret}]})
     assert response.status_code == 400
     assert secret not in response.text
+
+
+async def test_unknown_keys_are_named_briefly_and_printably(client, tenant):
+    raw = b'{"name": "ok", "na\\u0000me": 1, "' + b"k" * 100_000 + b'": 1}'
+    response = await client.post(
+        create_path("", tenant.integration_id), content=raw,
+        headers={**tenant.auth, "Content-Type": "application/json"},
+    )
+    problem = assert_problem(response, 400, "validation_error")
+    assert sorted(error_fields(response)) == ["k" * 64 + "…", "na\ufffdme"]
+    assert all(e["message"].startswith("is not a known field") for e in problem["errors"])
+    assert len(response.content) < 2_000

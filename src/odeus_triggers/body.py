@@ -32,10 +32,23 @@ _MESSAGES = {
 }
 
 
+MAX_NAME_IN_PATH = 64
+
+
+def _printable_name(name: object) -> str:
+    # An unknown key is the client's text: keep the answer small and free of control characters.
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in str(name)[: MAX_NAME_IN_PATH + 1])
+    return text if len(text) <= MAX_NAME_IN_PATH else text[:MAX_NAME_IN_PATH] + "…"
+
+
 def field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            name = _printable_name(part)
+            path += f".{name}" if path else name
     return path
 
 
