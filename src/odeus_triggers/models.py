@@ -62,10 +62,14 @@ class Integration(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+# The case-insensitive unique name index: its violation is the 409 trigger_name_conflict.
+NAME_INDEX = "uq_triggers_integration_id_lower_name"
+
+
 class Trigger(Base):
     __tablename__ = "triggers"
     __table_args__ = (
-        Index("uq_triggers_integration_id_lower_name", "integration_id", func.lower("name"), unique=True),
+        Index(NAME_INDEX, "integration_id", func.lower("name"), unique=True),
         UniqueConstraint("integration_id", "slug"),
     )
 

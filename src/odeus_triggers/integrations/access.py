@@ -53,8 +53,6 @@ class IntegrationDirectory:
                 self._owners[integration_id] = owner
         return owner
 
-    def forget(self, integration_id: uuid.UUID) -> None:
-        self._owners.pop(integration_id, None)
 
 
 def check_access(owner: uuid.UUID | None, workspace_id: uuid.UUID) -> None:

@@ -17,6 +17,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict
+from ..models import NAME_INDEX
 
 CREATE_SQL = """
 WITH new_trigger AS (
@@ -72,7 +73,7 @@ async def insert_once(
             values["type"], values["polling_code"], now, *columns,
         )
     except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "uq_triggers_integration_id_lower_name":
+        if exc.constraint_name == NAME_INDEX:
             raise TriggerNameConflict() from None
         raise
     except asyncpg.ForeignKeyViolationError:

@@ -1,8 +1,9 @@
 """Writing triggers: create (race-safe names and slugs), update, delete, and the response shape."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..dbutil import as_utc, upsert_insert, utcnow, violated_constraint
 from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict, TriggerNotFound
-from ..models import Trigger, TriggerInputField
+from ..models import NAME_INDEX, Trigger, TriggerInputField
 from . import pg_create
 from .schemas import FieldType, TriggerIn, TriggerType
 from .slugs import field_slug, trigger_slug, with_suffix
@@ -94,9 +95,9 @@ def field_rows(trigger_id: uuid.UUID, input_fields: list[dict[str, Any]]) -> lis
     ]
 
 
-def raise_for_integrity(exc: IntegrityError) -> None:
+def raise_for_integrity(exc: IntegrityError) -> NoReturn:
     name = violated_constraint(exc)
-    if "lower_name" in name or "lower(name)" in name:
+    if NAME_INDEX in name or "lower(name)" in name:
         raise TriggerNameConflict() from None
     if "fk_triggers_integration_id" in name or "FOREIGN KEY" in name:
         raise IntegrationNotFound() from None
@@ -136,6 +137,20 @@ async def create_trigger(engine: AsyncEngine, integration_id: uuid.UUID, body: T
     return render(trigger_id, slug, values, input_fields, now, now)
 
 
+async def _first_free_slug(
+    base: str, insert_as: Callable[[str], Awaitable[bool]], taken_slugs: Callable[[], Awaitable[list[str]]]
+) -> str:
+    """Insert under `base`, `base-2`, …: a slug collision tries the next suffix (a name collision
+    raises 409 from inside `insert_as`)."""
+    n = 1
+    for _ in range(MAX_SLUG_ATTEMPTS):
+        slug = with_suffix(base, n)
+        if await insert_as(slug):
+            return slug
+        n = max(n + 1, next_suffix(await taken_slugs(), base))
+    raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
+
+
 async def _create_on_postgres(
     engine: AsyncEngine, trigger_id: uuid.UUID, integration_id: uuid.UUID, base: str,
     values: dict[str, Any], input_fields: list[dict[str, Any]], now: datetime,
@@ -143,13 +158,11 @@ async def _create_on_postgres(
     columns = pg_create.field_columns(input_fields)
 
     async def work(driver: Any) -> str:
-        n = 1
-        for _ in range(MAX_SLUG_ATTEMPTS):
-            slug = with_suffix(base, n)
-            if await pg_create.insert_once(driver, trigger_id, integration_id, slug, values, now, columns):
-                return slug
-            n = max(n + 1, next_suffix(await pg_create.taken_slugs(driver, integration_id, base), base))
-        raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
+        return await _first_free_slug(
+            base,
+            lambda slug: pg_create.insert_once(driver, trigger_id, integration_id, slug, values, now, columns),
+            lambda: pg_create.taken_slugs(driver, integration_id, base),
+        )
 
     return await pg_create.with_driver(engine, work)
 
@@ -160,31 +173,21 @@ async def _create_generic(
 ) -> str:
     async with engine.begin() as conn:
         stmt_base = upsert_insert(conn, triggers)
-        n = 1
-        for _ in range(MAX_SLUG_ATTEMPTS):
-            slug = with_suffix(base, n)
-            # A slug collision is resolved by trying the next suffix; a name collision is a 409.
+
+        async def insert_as(slug: str) -> bool:
             stmt = (
                 stmt_base.values(
-                    id=trigger_id,
-                    integration_id=integration_id,
-                    slug=slug,
-                    created_at=now,
-                    updated_at=now,
-                    **values,
+                    id=trigger_id, integration_id=integration_id, slug=slug, created_at=now, updated_at=now, **values
                 )
                 .on_conflict_do_nothing(index_elements=["integration_id", "slug"])
                 .returning(triggers.c.id)
             )
             try:
-                inserted = (await conn.execute(stmt)).first()
+                return (await conn.execute(stmt)).first() is not None
             except IntegrityError as exc:
                 raise_for_integrity(exc)
-            if inserted is not None:
-                break
-            n = max(n + 1, next_suffix(await _taken_slugs(conn, integration_id, base), base))
-        else:
-            raise ServiceUnavailable("Could not assign a unique slug; retry the request.", retry_after=1)
+
+        slug = await _first_free_slug(base, insert_as, lambda: _taken_slugs(conn, integration_id, base))
         if input_fields:
             await conn.execute(insert(fields), field_rows(trigger_id, input_fields))
     return slug
