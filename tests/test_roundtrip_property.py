@@ -1,6 +1,7 @@
 """Property: a body the schema accepts comes back unchanged (after the documented normalisation),
 and is stored exactly as it came back."""
 
+import unicodedata
 import uuid
 
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.models import Trigger, TriggerInputField
+from odeus_triggers.schemas import IGNORABLE
 from odeus_triggers.triggers.slugs import field_slug
 
 from helpers import create_path
@@ -16,10 +18,22 @@ from helpers import create_path
 C0 = "".join(map(chr, range(0x20)))
 line_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters=C0)
 text_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters=C0.replace("\t\n\r", ""))
+# A trigger's name holds no Cc or Cf character at all, and at least one visible one.
+name_chars = st.characters(blacklist_categories=("Cs", "Cc", "Cf"))
+
+
+def _visible(char: str) -> bool:
+    return not char.isspace() and not any(lo <= ord(char) <= hi for lo, hi in IGNORABLE)
 
 
 def trimmed(max_size: int) -> st.SearchStrategy[str]:
     return st.text(line_chars, min_size=1, max_size=max_size).filter(lambda s: s.strip() == s and s != "")
+
+
+def trimmed_name(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(name_chars, min_size=1, max_size=max_size).filter(
+        lambda s: s.strip() == s and any(map(_visible, s)) and len(unicodedata.normalize("NFC", s)) <= max_size
+    )
 
 
 def padded(core: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -43,7 +57,7 @@ select_field = st.fixed_dictionaries(
 )
 fields = st.lists(plain_field | select_field, max_size=6, unique_by=lambda f: field_slug(f["label"].strip()))
 bodies = st.fixed_dictionaries(
-    {"name": padded(trimmed(96))},
+    {"name": padded(trimmed_name(96))},
     optional={
         "description": st.none() | st.text(text_chars, max_size=90),
         # Saved code must compile, so arbitrary text travels inside a comment; blank code is stored as null.
@@ -77,7 +91,7 @@ async def test_accepted_bodies_round_trip(app, client, tenant, body):
     assert response.status_code == 201, response.text
     trigger = response.json()["trigger"]
     code = body.get("pollingCode")
-    assert trigger["name"] == body["name"].strip()
+    assert trigger["name"] == unicodedata.normalize("NFC", body["name"].strip())
     assert trigger["description"] == (body.get("description") or "")
     assert trigger["pollingCode"] == (code if code and code.strip() else None)
     assert trigger["type"] == ("POLLING" if trigger["pollingCode"] else "WEBHOOK")

@@ -58,7 +58,8 @@ async def list_integrations(caller: ReaderCaller, engine: EngineDep) -> JSONResp
     summary="Create Integration",
     description=(
         "Creates an integration in the API key's workspace: a container for triggers. The name is "
-        "trimmed and at most 40 characters; the description at most 90. Requires the "
+        "trimmed, normalized to NFC and at most 40 characters, with a visible character and no control "
+        "or invisible formatting character; the description at most 90. Requires the "
         "`INTEGRATION_API` scope. Send an `Idempotency-Key` to retry safely."
     ),
     responses={

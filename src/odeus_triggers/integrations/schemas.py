@@ -5,14 +5,14 @@ from datetime import datetime
 
 from pydantic import Field
 
-from ..schemas import RequestModel, ResponseModel, name, text
+from ..schemas import RequestModel, ResponseModel, display_name, text
 from ..triggers.schemas import TriggerType
 
 INTEGRATION_EXAMPLE = {"name": "Issue tracker", "description": "Issues and projects of our tracker"}
 
 
 class IntegrationIn(RequestModel):
-    name: name(40)  # type: ignore[valid-type]
+    name: display_name(40)  # type: ignore[valid-type]
     description: text(90) | None = Field(None, description='Stored as "" when absent.')  # type: ignore[valid-type]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from ..schemas import RequestModel, ResponseModel, line, name, text
+from ..schemas import RequestModel, ResponseModel, display_name, line, name, text
 from .poll_time import LOCAL_DATE_TIME_PATTERN
 
 READ_ONLY = "Read-only: accepted and ignored, so that a trigger read from the API can be sent back."
@@ -74,7 +74,7 @@ class InputFieldIn(RequestModel):
 class TriggerIn(RequestModel):
     """The whole configuration of a trigger, for create and for update."""
 
-    name: name(100)  # type: ignore[valid-type]
+    name: display_name(100)  # type: ignore[valid-type]
     description: text(90) | None = Field(None, description="Stored as \"\" when absent.")
     pollingCode: text(1000) | None = Field(
         None,
