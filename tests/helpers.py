@@ -123,7 +123,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str], log_path: Any, timeout: float = 60) -> Any:
+def served(env: dict[str, str], log_path: Any, timeout: float = 60, workers: int = 1) -> Any:
     """`odeus-triggers serve` on a free loopback port, with `env`; yields its origin once it answers."""
     import subprocess
     import time
@@ -131,8 +131,10 @@ def served(env: dict[str, str], log_path: Any, timeout: float = 60) -> Any:
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(cli_command("serve", "--host", "127.0.0.1", "--port", str(port)),
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + timeout
         with httpx.Client(trust_env=False, timeout=2) as client:

@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Starlette's default answers `/path/` with a 307 to an absolute URL built from the Host
+        # header, before authentication: an open redirect on someone else's host name. No route
+        # ends in a slash, so such a path is simply not found.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()

@@ -122,6 +122,7 @@ async def _first_run_bootstrap(engine: Any) -> dict[str, str] | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    from .edge.http_protocol import HttpProtocol
     from .ops.logs import uvicorn_log_config
     from .ops.metrics import share_between_workers
 
@@ -140,6 +141,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=HttpProtocol,
         log_level=settings.log_level.lower(),
         log_config=uvicorn_log_config(settings.log_level),
         access_log=False,

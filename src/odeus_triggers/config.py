@@ -46,6 +46,21 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long a verified key is trusted before it is looked up again."
     )
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    # The HTTP server itself sets no bound on the request head: these are checked before the app runs.
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest header field (name and value); above it, 431."
+    )
+    max_head_bytes: int = Field(
+        64 * 1024, ge=4096, description="Request target and every header field together; above it, 431."
+    )
+    max_headers: int = Field(
+        100, ge=16, le=1000, description="Most header fields in one request; above it, 431."
+    )
+    linger_seconds: float = Field(
+        2.0, gt=0, le=30,
+        description="How long a connection closed on a refusal (413, 431) keeps discarding what the client "
+        "still sends, so that the refusal is not lost to a TCP reset.",
+    )
     public_origin: str = Field(
         "",
         description="Comma-separated origins (`https://api.example.com`) that browsers may call from, "
@@ -57,6 +72,22 @@ class Settings(BaseSettings):
     polling_memory_mb: int = Field(64, ge=8, le=1024)
     polling_max_fetches: int = Field(20, ge=0, le=100)
     polling_allow_private_network: bool = False
+    polling_worker_uid: int = Field(
+        65534, ge=1, description="User the sandbox workers switch to when the service runs as root."
+    )
+    polling_worker_gid: int = Field(
+        65534, ge=1, description="Group the sandbox workers switch to when the service runs as root."
+    )
+    polling_check_workers: int = Field(
+        1, ge=1, le=8, description="Sandbox workers kept for syntax checks on save; test runs never take them."
+    )
+    polling_max_runs_per_workspace: int | None = Field(
+        None, ge=1, le=32,
+        description="Test runs one workspace may have in the sandbox at once (default: half the workers, at least 1).",
+    )
+    polling_max_queued_per_workspace: int = Field(
+        16, ge=0, le=1000, description="Runs of one workspace that may wait for a worker; more get 429."
+    )
 
     @field_validator("public_origin")
     @classmethod

@@ -38,4 +38,11 @@ class BodyLimitMiddleware:
                     raise self._too_large()
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def closing_send(message: Message) -> None:
+            # The rest of an oversized body is still on the wire, and the server would go on
+            # reading it to find the next request: ending the connection is the only way out.
+            if message["type"] == "http.response.start" and seen > self.max_bytes:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, counting_receive, closing_send)

@@ -7,6 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from ..body import validation_errors_from_fastapi
 from ..errors import ApiError, InternalError, MethodNotAllowed, NotFound, ServiceUnavailable, ValidationFailed
@@ -26,6 +28,15 @@ async def on_api_error(request: Request, exc: ApiError):  # type: ignore[no-unty
 
 async def on_request_validation(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
     return problem_response(ValidationFailed.of(validation_errors_from_fastapi(exc)), _rid(request))
+
+
+# nginx's "client closed request": the client left mid-body, so no one reads this answer (uvicorn
+# drops it), but the access log and the metrics get a 4xx instead of a server error.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def on_http_exception(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
@@ -81,6 +92,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)  # type: ignore[arg-type]
     for kind in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError):
         app.add_exception_handler(kind, on_unexpected)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)
