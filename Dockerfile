@@ -10,6 +10,10 @@ RUN /opt/venv/bin/pip install .
 
 # Runtime stage: the virtual environment, the migrations, and nothing else.
 FROM python:3.12-slim
+# The sandbox workers' seccomp filter needs libseccomp.so.2; Debian's slim images carry it (apt
+# depends on it), so this installs only on a base that lacks it, where workers would run unfiltered.
+RUN ldconfig -p | grep -q 'libseccomp\.so\.2 ' || (apt-get update \
+    && apt-get install -y --no-install-recommends libseccomp2 && rm -rf /var/lib/apt/lists/*)
 RUN useradd --system --uid 10001 --create-home --home-dir /app odeus
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

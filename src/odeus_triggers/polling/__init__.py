@@ -6,7 +6,7 @@ the ``SandboxUnavailable`` exception. ``Fetcher`` is exported so callers and
 tests can inject a resolver or address policy.
 """
 
-from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable
+from .contracts import CodeError, RunResult, SandboxBusy, SandboxLimits, SandboxUnavailable
 from .fetcher import Fetcher, FetchError
 from .pool import SandboxPool
 
@@ -16,6 +16,7 @@ __all__ = [
     "Fetcher",
     "RunResult",
     "SandboxLimits",
+    "SandboxBusy",
     "SandboxPool",
     "SandboxUnavailable",
 ]

@@ -18,16 +18,36 @@ class SandboxLimits:
     max_log_entries: int = 100
     max_log_bytes: int = 64 * 1024
     allow_private_network: bool = False
+    # Syntax checks get workers of their own, which test runs and polls can never occupy.
+    check_workers: int = 1
+    # None: half the run workers, at least one.
+    max_runs_per_tenant: int | None = None
+    max_queued_per_tenant: int = 16
+    # Who workers become when the API runs as root (65534: nobody/nogroup on Debian).
+    worker_uid: int = 65534
+    worker_gid: int = 65534
+
+    @property
+    def runs_per_tenant(self) -> int:
+        if self.max_runs_per_tenant is not None:
+            return self.max_runs_per_tenant
+        return max(1, self.workers // 2)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.check_workers < 1:
+            raise ValueError("check_workers must be at least 1")
+        if self.max_runs_per_tenant is not None and self.max_runs_per_tenant < 1:
+            raise ValueError("max_runs_per_tenant must be at least 1")
         if self.wall_time_s <= 0:
             raise ValueError("wall_time_s must be positive")
         if self.memory_bytes < 1024 * 1024:
             raise ValueError("memory_bytes must be at least 1 MiB")
         if self.stack_bytes < 64 * 1024:
             raise ValueError("stack_bytes must be at least 64 KiB")
+        if self.worker_uid < 1 or self.worker_gid < 1:
+            raise ValueError("worker_uid and worker_gid must not be root's (0)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,10 @@ class RunResult:
 
 class SandboxUnavailable(Exception):
     """The pool cannot serve at all (no worker could be spawned, pool closed, overloaded)."""
+
+
+class SandboxBusy(SandboxUnavailable):
+    """This tenant has as many runs in progress and waiting as it may have; others are served."""
 
 
 def format_seconds(seconds: float) -> str:

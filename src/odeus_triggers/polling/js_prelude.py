@@ -45,6 +45,8 @@ const apply = Reflect.apply;
 const encodeComponent = encodeURIComponent;
 const decodeComponent = decodeURIComponent;
 const iteratorSymbol = Symbol.iterator;
+const arrayJoin = Array.prototype.join;
+const mathMax = Math.max;
 
 // Keep in sync with results.LOG_TRUNCATED.
 const LOG_TRUNCATED = '[log output truncated: limit reached]';
@@ -57,6 +59,21 @@ let cfg = {
 
 function defineGlobal(name, value) {
   defineProperty(G, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+// What crosses to the driver is built from primitive strings with captured intrinsics only:
+// JSON.stringify of an object would consult toJSON, and arr.join or arr[i] = v prototypes, all of
+// which the user's code can redefine. Array literals and defineProperty create own elements.
+function joined(parts, sep) { return apply(arrayJoin, parts, [sep]); }
+
+function ownPush(list, value) {
+  defineProperty(list, list.length, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function stringList(list) {
+  const parts = [];
+  for (let i = 0; i < list.length; i++) ownPush(parts, jsonStringify(safeString(list[i])));
+  return joined(['[', joined(parts, ','), ']'], '');
 }
 
 function fmtBytes(n) {
@@ -110,12 +127,12 @@ function pushLog(prefix, args) {
   for (let i = 0; i < args.length; i++) text += (i ? ' ' : '') + show(args[i]);
   if (logs.length >= cfg.maxLogEntries || logChars + text.length > cfg.maxLogBytes) {
     const room = cfg.maxLogBytes - logChars;
-    if (room > 0 && logs.length < cfg.maxLogEntries) logs[logs.length] = text.slice(0, room);
-    logs[logs.length] = LOG_TRUNCATED;
+    if (room > 0 && logs.length < cfg.maxLogEntries) ownPush(logs, safeString(text).slice(0, room));
+    ownPush(logs, LOG_TRUNCATED);
     logsFull = true;
     return;
   }
-  logs[logs.length] = text;
+  ownPush(logs, text);
   logChars += text.length;
 }
 
@@ -241,6 +258,20 @@ function buildRequest(input, init) {
   return { url, method, headers: [...headers.entries()], body, redirect };
 }
 
+function wireRequest(id, req) {
+  const headers = [];
+  for (let i = 0; i < req.headers.length; i++) {
+    const pair = req.headers[i];
+    ownPush(headers, joined(['[', jsonStringify(safeString(pair[0])), ',', jsonStringify(safeString(pair[1])), ']'], ''));
+  }
+  return joined([
+    '{"id":', StringCtor(id), ',"url":', jsonStringify(safeString(req.url)),
+    ',"method":', jsonStringify(safeString(req.method)), ',"headers":[', joined(headers, ','),
+    '],"body":', req.body === null ? 'null' : jsonStringify(safeString(req.body)),
+    ',"redirect":', jsonStringify(safeString(req.redirect)), '}',
+  ], '');
+}
+
 function fetch(input, init) {
   const site = new ErrorCtor('fetch');
   return new PromiseCtor((resolve, reject) => {
@@ -248,9 +279,9 @@ function fetch(input, init) {
     if (fetchSeq >= cfg.maxFetches) {
       throw fetchError('fetch refused: more than ' + cfg.maxFetches + ' fetches in one run', site);
     }
-    req.id = ++fetchSeq;
-    outbox[outbox.length] = req;
-    inflight.set(req.id, { resolve, reject, site });
+    const id = ++fetchSeq;
+    ownPush(outbox, wireRequest(id, req));
+    inflight.set(id, { resolve, reject, site });
   });
 }
 
@@ -347,6 +378,13 @@ defineGlobal('URLSearchParams', URLSearchParams);
 defineGlobal('setTimeout', setTimeout);
 defineGlobal('clearTimeout', clearTimeout);
 
+function failureReport(message, stack, kind) {
+  return joined([
+    '{"ok":false,"error":{"message":', jsonStringify(safeString(message)), ',"stack":', jsonStringify(safeString(stack)),
+    ',"kind":', jsonStringify(kind), '},"logs":', stringList(logs), '}',
+  ], '');
+}
+
 return function control(op, a, b) {
   switch (op) {
     case 'init': {
@@ -368,11 +406,11 @@ return function control(op, a, b) {
       const fetches = outbox;
       outbox = [];
       const t = earliestTimer();
-      return jsonStringify({
-        done: state !== 'pending',
-        fetches,
-        timer: t === null ? null : Math.max(0, t.due - dateNow()),
-      });
+      return joined([
+        '{"done":', state !== 'pending' ? 'true' : 'false',
+        ',"timer":', t === null ? 'null' : StringCtor(mathMax(0, t.due - dateNow())),
+        ',"fetches":[', joined(fetches, ','), ']}',
+      ], '');
     }
     case 'fetched': {
       const entry = inflight.get(a);
@@ -402,17 +440,17 @@ return function control(op, a, b) {
         try {
           text = serializeResult(outcome);
         } catch (e) {
-          return jsonStringify({ ok: false, error: { message: safeString(e && e.message), stack: '', kind: 'result' }, logs });
+          return failureReport(safeString(e && e.message), '', 'result');
         }
         // join, not +: a long concatenation is a rope string, a value type
         // the Python binding cannot convert ("Unknown quickjs tag").
-        return ['{"ok":true,"logs":', jsonStringify(logs), ',"value":', text, '}'].join('');
+        return joined(['{"ok":true,"logs":', stringList(logs), ',"value":', text, '}'], '');
       }
       const info = errorInfo(reason);
-      return jsonStringify({ ok: false, error: { message: info.message, stack: info.stack, kind: 'error' }, logs });
+      return failureReport(info.message, info.stack, 'error');
     }
     case 'logs':
-      return jsonStringify(logs);
+      return stringList(logs);
     default:
       return '';
   }

@@ -14,9 +14,11 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable, format_bytes, format_seconds
+from .fairness import FairGate
 from .fetcher import FetchBudget, FetchError, Fetcher
 from .results import InvalidResult, cap_logs, validate_events
 
@@ -49,7 +51,6 @@ class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.jobs = 0
-        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def spawn(cls, limits: SandboxLimits) -> _Worker:
@@ -57,6 +58,8 @@ class _Worker:
             "address_space_bytes": 2 * limits.memory_bytes + 256 * 1024 * 1024,
             "memory_bytes": limits.memory_bytes,
             "stack_bytes": limits.stack_bytes,
+            "worker_uid": limits.worker_uid,
+            "worker_gid": limits.worker_gid,
         }
         # Worst case of one line from the worker: result, logs and a request
         # body, each possibly JSON-escaped up to 6 bytes per character.
@@ -95,12 +98,13 @@ class _Worker:
 
     async def send(self, message: dict) -> None:
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
-        async with self._write_lock:
-            try:
-                self.proc.stdin.write(data)
-                await self.proc.stdin.drain()
-            except (ConnectionError, RuntimeError, AttributeError) as exc:
-                raise _WorkerGone from exc
+        # One write() puts the whole line in the transport's buffer, so concurrent senders never
+        # interleave and need no lock; drain() has supported concurrent waiters since 3.10.
+        try:
+            self.proc.stdin.write(data)
+            await self.proc.stdin.drain()
+        except (ConnectionError, RuntimeError, AttributeError) as exc:
+            raise _WorkerGone from exc
 
     async def recv(self, timeout: float) -> dict:
         try:
@@ -140,14 +144,123 @@ class _Slot:
         self.worker: _Worker | None = None
 
 
+class _Lane:
+    """A fixed set of worker slots for one kind of job; a dead worker is replaced off the job path."""
+
+    def __init__(self, name: str, size: int, limits: SandboxLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self.slots = [_Slot() for _ in range(size)]
+        self.idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._refills: set[asyncio.Task] = set()
+        self.closed = False
+
+    async def start(self) -> None:
+        spawned = await asyncio.gather(*(_Worker.spawn(self.limits) for _ in self.slots), return_exceptions=True)
+        failures = [w for w in spawned if isinstance(w, BaseException)]
+        if failures:
+            for w in spawned:
+                if isinstance(w, _Worker):
+                    await w.kill()
+            raise SandboxUnavailable("cannot start the sandbox workers") from failures[0]
+        for slot, worker in zip(self.slots, spawned):
+            slot.worker = worker
+            self.idle.put_nowait(slot)
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in list(self._refills):
+            task.cancel()
+        if self._refills:
+            await asyncio.gather(*self._refills, return_exceptions=True)
+        for slot in self.slots:
+            worker, slot.worker = slot.worker, None
+            if worker is not None:
+                await worker.kill()
+
+    async def acquire(self) -> tuple[_Slot, _Worker]:
+        wait_s = self.limits.wall_time_s + _ACQUIRE_GRACE_S
+        try:
+            async with asyncio.timeout(wait_s):
+                slot = await self.idle.get()
+        except TimeoutError:
+            raise SandboxUnavailable(
+                f"all {len(self.slots)} sandbox {self.name} workers stayed busy for {format_seconds(wait_s)}"
+            ) from None
+        if self.closed:
+            raise SandboxUnavailable("the sandbox pool is closed")
+        if slot.worker is None or not slot.worker.alive:
+            old, slot.worker = slot.worker, None
+            try:
+                if old is not None:
+                    await old.kill()
+                await self.spawn_into(slot)
+            except BaseException:
+                self.idle.put_nowait(slot)
+                raise
+        return slot, slot.worker  # type: ignore[return-value]
+
+    async def spawn_into(self, slot: _Slot) -> _Worker:
+        worker = await _Worker.spawn(self.limits)
+        if self.closed:
+            # close() already swept the slots; this one would outlive the pool.
+            await worker.kill()
+            raise SandboxUnavailable("the sandbox pool is closed")
+        slot.worker = worker
+        return worker
+
+    def release(self, slot: _Slot, on_ready: Callable[[], None] | None = None) -> None:
+        """Give the slot back; `on_ready` runs once it can take a job again (after any respawn)."""
+        worker = slot.worker
+        if not self.closed and worker is not None and worker.alive and worker.jobs < _MAX_JOBS_PER_WORKER:
+            self.idle.put_nowait(slot)
+            if on_ready is not None:
+                on_ready()
+            return
+        if self.closed:
+            if on_ready is not None:
+                on_ready()
+            return
+        task = asyncio.create_task(self._refill(slot, on_ready))
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _refill(self, slot: _Slot, on_ready: Callable[[], None] | None) -> None:
+        try:
+            old, slot.worker = slot.worker, None
+            if old is not None:
+                await old.kill()
+            try:
+                await self.spawn_into(slot)
+            except SandboxUnavailable:
+                if not self.closed:
+                    log.warning("could not respawn a sandbox worker; will retry on next use")
+        finally:
+            if self.closed:
+                if slot.worker is not None:
+                    worker, slot.worker = slot.worker, None
+                    await worker.kill()
+            else:
+                self.idle.put_nowait(slot)
+            if on_ready is not None:
+                on_ready()
+
+    async def discard(self, slot: _Slot) -> None:
+        worker, slot.worker = slot.worker, None
+        if worker is not None:
+            await worker.kill()
+
+
 class SandboxPool:
+    """Run workers shared fairly between tenants, plus check workers that runs can never occupy."""
+
     def __init__(self, limits: SandboxLimits, *, fetcher: Fetcher | None = None) -> None:
         self.limits = limits
         self._fetcher = fetcher or Fetcher(limits)
         self._owns_fetcher = fetcher is None
-        self._slots = [_Slot() for _ in range(limits.workers)]
-        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
-        self._refills: set[asyncio.Task] = set()
+        self._runs = _Lane("run", limits.workers, limits)
+        self._checks = _Lane("check", limits.check_workers, limits)
+        self._gate = FairGate(limits.workers, limits.runs_per_tenant, limits.max_queued_per_tenant)
         self._ids = itertools.count(1)
         self._started = False
         self._closed = False
@@ -173,30 +286,23 @@ class SandboxPool:
                 raise SandboxUnavailable("the sandbox pool is closed")
             if self._started:
                 return
-            spawned = await asyncio.gather(
-                *(_Worker.spawn(self.limits) for _ in self._slots), return_exceptions=True
-            )
-            failures = [w for w in spawned if isinstance(w, BaseException)]
-            if failures:
-                for w in spawned:
-                    if isinstance(w, _Worker):
-                        await w.kill()
-                raise SandboxUnavailable("cannot start the sandbox workers") from failures[0]
-            for slot, worker in zip(self._slots, spawned):
-                slot.worker = worker
-                self._idle.put_nowait(slot)
+            from .confine import seccomp_unavailable  # loads libseccomp: not before a pool is used
+
+            reason = seccomp_unavailable()
+            if reason is not None:
+                log.warning("the polling sandbox runs without seccomp, its workers unfiltered (%s)", reason)
+            await self._runs.start()
+            try:
+                await self._checks.start()
+            except BaseException:
+                await self._runs.close()
+                raise
             self._started = True
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._refills):
-            task.cancel()
-        if self._refills:
-            await asyncio.gather(*self._refills, return_exceptions=True)
-        for slot in self._slots:
-            worker, slot.worker = slot.worker, None
-            if worker is not None:
-                await worker.kill()
+        await self._runs.close()
+        await self._checks.close()
         if self._owns_fetcher:
             await self._fetcher.aclose()
 
@@ -207,82 +313,17 @@ class SandboxPool:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -------------------------------------------------------------- workers
-
-    async def _acquire(self) -> tuple[_Slot, _Worker]:
+    async def _ready(self) -> None:
         if not self._started:
             await self.start()
         if self._closed:
             raise SandboxUnavailable("the sandbox pool is closed")
-        wait_s = self.limits.wall_time_s + _ACQUIRE_GRACE_S
-        try:
-            async with asyncio.timeout(wait_s):
-                slot = await self._idle.get()
-        except TimeoutError:
-            raise SandboxUnavailable(
-                f"all {self.limits.workers} sandbox workers stayed busy for {format_seconds(wait_s)}"
-            ) from None
-        if self._closed:
-            raise SandboxUnavailable("the sandbox pool is closed")
-        if slot.worker is None or not slot.worker.alive:
-            old, slot.worker = slot.worker, None
-            try:
-                if old is not None:
-                    await old.kill()
-                await self._spawn_into(slot)
-            except BaseException:
-                self._idle.put_nowait(slot)
-                raise
-        return slot, slot.worker
-
-    async def _spawn_into(self, slot: _Slot) -> _Worker:
-        worker = await _Worker.spawn(self.limits)
-        if self._closed:
-            # close() already swept the slots; this one would outlive the pool.
-            await worker.kill()
-            raise SandboxUnavailable("the sandbox pool is closed")
-        slot.worker = worker
-        return worker
-
-    def _release(self, slot: _Slot) -> None:
-        if self._closed:
-            return
-        worker = slot.worker
-        if worker is not None and worker.alive and worker.jobs < _MAX_JOBS_PER_WORKER:
-            self._idle.put_nowait(slot)
-            return
-        task = asyncio.create_task(self._refill(slot))
-        self._refills.add(task)
-        task.add_done_callback(self._refills.discard)
-
-    async def _refill(self, slot: _Slot) -> None:
-        """Replace a dead or worn-out worker off the request path."""
-        try:
-            old, slot.worker = slot.worker, None
-            if old is not None:
-                await old.kill()
-            try:
-                await self._spawn_into(slot)
-            except SandboxUnavailable:
-                if not self._closed:
-                    log.warning("could not respawn a sandbox worker; will retry on next use")
-        finally:
-            if self._closed:
-                if slot.worker is not None:
-                    worker, slot.worker = slot.worker, None
-                    await worker.kill()
-            else:
-                self._idle.put_nowait(slot)
-
-    async def _discard(self, slot: _Slot) -> None:
-        worker, slot.worker = slot.worker, None
-        if worker is not None:
-            await worker.kill()
 
     # ----------------------------------------------------------------- jobs
 
     async def check_syntax(self, code: str) -> CodeError | None:
-        slot, worker = await self._acquire()
+        await self._ready()
+        slot, worker = await self._checks.acquire()
         try:
             run_id = next(self._ids)
             worker.jobs += 1
@@ -297,10 +338,10 @@ class SandboxPool:
                     if reply.get("type") == "checked" and reply.get("run") == run_id:
                         break
             except TimeoutError:
-                await self._discard(slot)
+                await self._checks.discard(slot)
                 return CodeError(f"Syntax check exceeded the {format_seconds(self.limits.wall_time_s)} time limit")
             except (_WorkerGone, _TooDeep):
-                await self._discard(slot)
+                await self._checks.discard(slot)
                 if self._closed:
                     raise SandboxUnavailable("the sandbox pool is closed") from None
                 return CodeError("The sandbox failed while checking the code")
@@ -311,19 +352,30 @@ class SandboxPool:
                 return CodeError("The sandbox failed while checking the code")
             return _code_error(error.get("message"), error.get("line"), error.get("column"))
         finally:
-            self._release(slot)
+            self._checks.release(slot)
 
     async def run(
-        self, code: str, *, inputs: dict, secrets: dict, last_poll_time: str | None
+        self, code: str, *, inputs: dict, secrets: dict, last_poll_time: str | None, tenant: str = ""
     ) -> RunResult:
+        """Run `code` once. `tenant` (a workspace) is what fair sharing counts runs against.
+
+        The tenant's share is held until its worker can take a job again, so a run that had to
+        be killed (and its worker replaced) costs its own tenant the replacement, not the others.
+        """
         payload = {"inputs": inputs, "secrets": secrets, "lastPollTime": last_poll_time}
         # Fail on the caller's bug (non-JSON inputs) before taking a worker.
         json.dumps(payload)
-        slot, worker = await self._acquire()
+        await self._ready()
+        await self._gate.acquire(tenant, self.limits.wall_time_s + _ACQUIRE_GRACE_S)
+        try:
+            slot, worker = await self._runs.acquire()
+        except BaseException:
+            self._gate.release(tenant)
+            raise
         try:
             return await self._run_on(slot, worker, code, payload)
         finally:
-            self._release(slot)
+            self._runs.release(slot, lambda: self._gate.release(tenant))
 
     async def _run_on(self, slot: _Slot, worker: _Worker, code: str, payload: dict) -> RunResult:
         limits = self.limits
@@ -331,8 +383,9 @@ class SandboxPool:
         worker.jobs += 1
         started = time.monotonic()
         deadline = started + limits.wall_time_s
-        budget = FetchBudget(deadline=deadline, max_fetches=limits.max_fetches)
+        budget = FetchBudget(deadline=deadline, max_fetches=limits.max_fetches, secret_values=tuple(v for v in (payload["secrets"] or {}).values() if isinstance(v, str) and len(v) >= 4))
         fetches: set[asyncio.Task] = set()
+        requested = 0
 
         def elapsed_ms() -> float:
             return (time.monotonic() - started) * 1000.0
@@ -346,16 +399,30 @@ class SandboxPool:
                 await worker.send(request)
             except _WorkerGone:
                 # The idle worker died since it was last used; not the code's fault.
-                await self._discard(slot)
-                worker = await self._spawn_into(slot)
+                await self._runs.discard(slot)
+                worker = await self._runs.spawn_into(slot)
                 worker.jobs += 1
                 await worker.send(request)
             while True:
                 message = await worker.recv(deadline - time.monotonic())
                 kind = message.get("type")
-                if message.get("run") != run_id:
-                    continue
+                if message.get("run") != run_id or kind not in ("fetch", "result"):
+                    # The worker speaks for this run only; anything else means it is not ours any
+                    # more, and reading on would let it keep the event loop busy.
+                    raise _WorkerGone
                 if kind == "fetch":
+                    requested += 1
+                    if requested > limits.max_fetches:
+                        # Only a worker that no longer follows the protocol sends more: the code
+                        # found a way around the prelude's own count. Nothing more is served.
+                        await self._runs.discard(slot)
+                        return RunResult(
+                            ok=False,
+                            error=CodeError(
+                                f"fetch refused: more than {limits.max_fetches} fetches in one run"
+                            ),
+                            duration_ms=elapsed_ms(),
+                        )
                     task = asyncio.create_task(self._serve_fetch(worker, run_id, message, budget))
                     fetches.add(task)
                     task.add_done_callback(fetches.discard)
@@ -367,7 +434,7 @@ class SandboxPool:
                 ok=False, error=CodeError("Result is nested too deeply to be read"), duration_ms=elapsed_ms()
             )
         except TimeoutError:
-            await self._discard(slot)
+            await self._runs.discard(slot)
             return RunResult(
                 ok=False,
                 error=CodeError(f"Polling code exceeded the {format_seconds(limits.wall_time_s)} time limit"),
@@ -375,7 +442,7 @@ class SandboxPool:
             )
         except _WorkerGone:
             returncode = worker.proc.returncode
-            await self._discard(slot)
+            await self._runs.discard(slot)
             if self._closed:
                 raise SandboxUnavailable("the sandbox pool is closed") from None
             return RunResult(

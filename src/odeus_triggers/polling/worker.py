@@ -54,39 +54,51 @@ class PeakMemory:
     one high, the heap is trimmed and the peak reset (/proc/self/clear_refs)
     before the next run. Without /proc the probe is off and the error stays
     "Uncaught null".
+
+    The files are opened once, by ``open()`` at start-up, because the seccomp
+    filter forbids opening anything afterwards; they are re-read in place.
     """
 
     def __init__(self) -> None:
         self.start_kib: int | None = None
         self.baseline_kib: int | None = None
         self._trim = None
+        self._status: int | None = None
+        self._clear_refs: int | None = None
 
-    @staticmethod
-    def _read() -> tuple[int, int] | None:
+    def open(self) -> None:
+        try:
+            self._status = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+            self._clear_refs = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            pass
+        try:
+            import ctypes
+
+            self._trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            self._trim = False
+
+    def _read(self) -> tuple[int, int] | None:
+        if self._status is None:
+            return None
         rss = hwm = None
         try:
-            with open("/proc/self/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmRSS:"):
-                        rss = int(line.split()[1])
-                    elif line.startswith(b"VmHWM:"):
-                        hwm = int(line.split()[1])
+            for line in os.pread(self._status, 16384, 0).splitlines():
+                if line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1])
         except (OSError, ValueError, IndexError):
             return None
         return (rss, hwm) if rss is not None and hwm is not None else None
 
     def _reset(self) -> None:
-        if self._trim is None:
-            try:
-                import ctypes
-
-                self._trim = ctypes.CDLL(None).malloc_trim
-            except (OSError, AttributeError):
-                self._trim = False
         if self._trim:
             self._trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+        if self._clear_refs is None:
+            raise OSError("/proc/self/clear_refs is not open")
+        os.write(self._clear_refs, b"5")
 
     def before_run(self, memory_bytes: int) -> None:
         self.start_kib = None
@@ -293,6 +305,54 @@ class SpareContext:
 _SPARE = SpareContext()
 
 
+class BrokenStep(Exception):
+    """The prelude's step report is not what the prelude writes: the code tampered with it."""
+
+
+_REQUEST_FIELDS = {"id": int, "url": str, "method": str, "redirect": str}
+
+
+def _read_step(text: object) -> tuple[bool, float | None, list[dict]]:
+    """Parse the prelude's step report into plain values, rebuilding every request field by field.
+
+    Only what passes these checks crosses to the parent, so nothing the code can reach in its
+    context (toJSON, prototypes, getters) decides what the parent is sent; the parent still
+    counts the requests itself.
+    """
+    try:
+        status = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        status = None
+    if not isinstance(status, dict) or not isinstance(status.get("done"), bool):
+        raise BrokenStep
+    timer = status.get("timer")
+    if timer is not None and (isinstance(timer, bool) or not isinstance(timer, (int, float))):
+        raise BrokenStep
+    fetches = status.get("fetches")
+    if not isinstance(fetches, list):
+        raise BrokenStep
+    requests = []
+    for item in fetches:
+        if not isinstance(item, dict):
+            raise BrokenStep
+        request = {}
+        for name, kind in _REQUEST_FIELDS.items():
+            value = item.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise BrokenStep
+            request[name] = value
+        headers = item.get("headers")
+        body = item.get("body")
+        if not isinstance(headers, list) or not (body is None or isinstance(body, str)):
+            raise BrokenStep
+        if not all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in headers):
+            raise BrokenStep
+        request["headers"] = [[name, value] for name, value in headers]
+        request["body"] = body
+        requests.append(request)
+    return status["done"], None if timer is None else float(timer), requests
+
+
 class Run:
     def __init__(self, chan: Channel, message: dict) -> None:
         self.chan = chan
@@ -342,6 +402,8 @@ class Run:
             final = self.enter(self.control, "finish")
         except TimeUp as exc:
             return self.failure("timeout", str(exc))
+        except BrokenStep:
+            return self.failure("internal", "the code interfered with the sandbox's own bookkeeping")
         except _quickjs.JSException as exc:
             message, stack = _split_exception(exc)
             return self.failure(_kind_of(message), message, stack)
@@ -373,10 +435,10 @@ class Run:
         while True:
             while self.enter(self.ctx.execute_pending_job):
                 pass
-            status = json.loads(self.enter(self.control, "step"))
-            if status["done"]:
+            done, timer, requests = _read_step(self.enter(self.control, "step"))
+            if done:
                 return True
-            for request in status["fetches"]:
+            for request in requests:
                 self.chan.send({"type": "fetch", "run": self.run_id, "id": request["id"], "request": request})
                 inflight += 1
             if inflight:
@@ -384,10 +446,10 @@ class Run:
                 inflight -= 1
                 self.enter(self.control, "fetched", reply["id"], json.dumps(reply["result"]))
                 continue
-            if status["timer"] is not None:
-                wait = float(status["timer"]) / 1000.0
+            if timer is not None:
+                wait = timer / 1000.0
                 if wait >= self.remaining():
-                    raise TimeUp(f"a setTimeout of {status['timer']:.0f} ms would fire after the deadline")
+                    raise TimeUp(f"a setTimeout of {timer:.0f} ms would fire after the deadline")
                 if wait > 0:
                     time.sleep(wait)
                 self.enter(self.control, "fire")
@@ -464,9 +526,18 @@ def _serve(chan: Channel) -> None:
 
 
 def main() -> None:
+    if __package__:
+        from . import confine
+    else:
+        import confine  # through the sys.path entry added for js_prelude
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    # First, so that no descriptor the API process leaked to us gets reused or kept.
+    confine.close_inherited_fds()
     chan = Channel()
+    _PEAK.open()
     _harden(config)
+    # Last: from here on nothing can be opened, and root (if we had it) is gone.
+    confine.apply(int(config.get("worker_uid", 65534)), int(config.get("worker_gid", 65534)))
     chan.send({"type": "ready", "pid": os.getpid()})
     if "memory_bytes" in config and "stack_bytes" in config:
         _SPARE.prepare(config)

@@ -19,6 +19,7 @@ from ..errors import (
     IntegrationForbidden,
     IntegrationNotFound,
     PayloadTooLarge,
+    RateLimited,
     ServiceUnavailable,
     TriggerNotFound,
     Unauthorized,
@@ -28,12 +29,12 @@ from ..errors import (
 )
 from ..integrations.access import IntegrationId, authorize_integration
 from ..openapi import register_model
-from ..polling import RunResult, SandboxUnavailable
+from ..polling import RunResult, SandboxBusy, SandboxUnavailable
 from . import polling_docs
 from .inputs import input_errors, load_runnable
 from .poll_time import parse_poll_time
 from .router import TriggerId
-from .sandbox import CODE_FIELD, SandboxDep, sandbox_unavailable
+from .sandbox import CODE_FIELD, SANDBOX_RETRY_AFTER_S, SandboxDep, sandbox_unavailable
 from .schemas import TestRunIn, TestRunOut
 
 router = APIRouter(tags=["Triggers"])
@@ -123,6 +124,7 @@ ERRORS = (
     TriggerNotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
     ServiceUnavailable,
 )
 
@@ -161,7 +163,12 @@ async def test_trigger(
         raise ValidationFailed.of(errors)
     last_poll_time = parse_poll_time(body.lastPollTime) if body.lastPollTime is not None else None
     try:
-        result = await sandbox.run(code, inputs=body.inputs, secrets=body.secrets, last_poll_time=last_poll_time)
+        result = await sandbox.run(
+            code, inputs=body.inputs, secrets=body.secrets, last_poll_time=last_poll_time,
+            tenant=str(caller.workspace_id),
+        )
+    except SandboxBusy as exc:
+        raise RateLimited(f"Too many test runs at once: {exc}; retry shortly.", SANDBOX_RETRY_AFTER_S) from None
     except SandboxUnavailable:
         raise sandbox_unavailable() from None
     return JSONResponse(render(result))
