@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 
 from odeus_triggers.app import create_app
 from odeus_triggers.config import Settings
-from odeus_triggers.migrate import upgrade_to_head
+from odeus_triggers.db.migrate import upgrade_to_head
 
-from helpers import Tenant, admin_execute, make_tenant
+from support.helpers import Tenant, admin_execute, make_tenant
 
 BASES = ["", "/api/public"]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import create_path
+from support.helpers import create_path
 
 CLI = str(Path(sys.executable).parent / "odeus-triggers")
 
@@ -124,7 +124,7 @@ def test_concurrent_migrations_on_a_fresh_postgres_database(database_url, is_pos
 
     from sqlalchemy.engine import make_url
 
-    from helpers import admin_execute
+    from support.helpers import admin_execute
 
     name = f"odeus_mig_{uuid.uuid4().hex[:10]}"
     asyncio.run(admin_execute(database_url, f'CREATE DATABASE "{name}"'))

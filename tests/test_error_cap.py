@@ -3,7 +3,7 @@ kilobytes once held 24,000 unknown input keys and got a 121 MB answer."""
 
 import json
 
-from helpers import assert_problem, create_path, run_path
+from support.helpers import assert_problem, create_path, run_path
 
 MAX_ERRORS = 50
 # 50 slugs of one length, so that none is a substring of another or of an unknown key.

@@ -4,33 +4,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from . import __version__
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
-from .db import make_engine
-from .docs import install_docs
+from .db.engine import make_engine
+from .api.docs import install_docs
 from .edge.access_log import AccessLogMiddleware
 from .edge.body_limit import BodyLimitMiddleware
 from .edge.browser_block import BrowserBlockMiddleware
 from .edge.handlers import install_handlers
-from .edge.methods import MethodNotAllowedRoute
 from .edge.rate_limit import RateLimitMiddleware
 from .edge.request_id import RequestIdMiddleware
 from .idempotency.service import IdempotencyStore
 from .integrations.access import IntegrationDirectory
 from .integrations.router import router as integrations_router
-from .openapi import API_BASES, build_openapi
+from .api.openapi import build_openapi
+from .api.routing import API_BASES, mount_api
 from .ops.logs import configure_logging
 from .ops.metrics import Metrics
 from .ops.router import router as ops_router
-from .polling import SandboxPool
+from .sandbox import SandboxPool
 from .ratelimit.counter import RateCounter
 from .ratelimit.policies import Policies
 from .triggers.router import router as triggers_router
-from .triggers.sandbox import SyntaxVerdicts, sandbox_limits
-from .triggers.test_run import router as test_run_router
+from .sandbox.limits import sandbox_limits
+from .sandbox.verdicts import SyntaxVerdicts
+from .triggers.dry_run import router as dry_run_router
 
 DESCRIPTION = """
 Server-to-server API for defining **triggers**: named event monitors with input fields and
@@ -80,18 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    api_routers = (integrations_router, triggers_router, test_run_router)
-    for base in API_BASES:
-        for api_router in api_routers:
-            app.include_router(api_router, prefix=base, include_in_schema=not base)
-    # First, so that it sees a request before a templated route takes a concrete path's URL.
-    app.router.routes.insert(0, MethodNotAllowedRoute(
-        (base + route.path, route.methods)
-        for base in API_BASES
-        for api_router in api_routers
-        for route in api_router.routes
-        if isinstance(route, APIRoute)
-    ))
+    mount_api(app, (integrations_router, triggers_router, dry_run_router))
     app.include_router(ops_router)
     install_docs(app)
     install_handlers(app)

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from .auth import admin
 from .auth.scopes import Scope
 from .config import DEFAULT_DATABASE_URL, Settings, get_settings
-from .db import make_engine
+from .db.engine import make_engine
 from .integrations.service import create_integration
-from .migrate import upgrade_to_head
-from .models import Workspace
+from .db.migrate import upgrade_to_head
+from .db.tables import Workspace
 
 T = TypeVar("T")
 
@@ -137,7 +137,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     if args.workers > 1:
         share_between_workers()
     uvicorn.run(
-        "odeus_triggers.main:app",
+        "odeus_triggers.app:create_app",
+        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,

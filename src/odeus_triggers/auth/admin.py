@@ -9,8 +9,8 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..dbutil import as_utc, utcnow
-from ..models import ApiKey, Workspace
+from ..db.sql import as_utc, utcnow
+from ..db.tables import ApiKey, Workspace
 from . import keys
 from .scopes import Scope
 

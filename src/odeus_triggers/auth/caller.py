@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import InsufficientScope, Unauthorized
-from ..models import ApiKey
+from ..db.tables import ApiKey
 from . import keys
 from .scopes import Scope
 

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from ..body import validation_errors_from_fastapi
+from ..api.json_body import validation_errors_from_fastapi
 from ..errors import ApiError, InternalError, MethodNotAllowed, NotFound, ServiceUnavailable, ValidationFailed
 from .problem import problem_response
 from .request_id import request_id_of

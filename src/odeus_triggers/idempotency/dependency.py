@@ -18,7 +18,7 @@ from ..auth.caller import Caller, get_caller
 from ..edge.problem import ProblemResponse, problem_response
 from ..edge.request_id import request_id_of
 from ..errors import ApiError, FieldError, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
-from ..openapi import API_BASES
+from ..api.routing import API_BASES
 from .service import Claim, IdempotencyStore, Replay, fingerprint
 
 log = logging.getLogger("odeus_triggers.idempotency")

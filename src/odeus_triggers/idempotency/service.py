@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..dbutil import as_utc, upsert_insert, utcnow
+from ..db.sql import as_utc, upsert_insert, utcnow
 from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from ..models import IdempotencyRecord
+from ..db.tables import IdempotencyRecord
 
 log = logging.getLogger("odeus_triggers.idempotency")
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.caller import Caller
 from ..errors import FieldError, IntegrationForbidden, IntegrationNotFound, ValidationFailed
-from ..models import Integration
+from ..db.tables import Integration
 
 UUID_SCHEMA = {"format": "uuid"}
 

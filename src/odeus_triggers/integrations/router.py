@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from .. import openapi
+from ..api import openapi
 from ..auth.caller import IntegrationCaller, ReaderCaller
-from ..body import json_body, openapi_body
-from ..deps import EngineDep
+from ..api.json_body import json_body, openapi_body
+from ..api.deps import EngineDep
 from ..errors import (
     IntegrationForbidden,
     IntegrationNotFound,

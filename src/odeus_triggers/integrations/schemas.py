@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from ..schemas import RequestModel, ResponseModel, display_name, text
+from ..api.base_schemas import RequestModel, ResponseModel, display_name, text
 from ..triggers.schemas import TriggerType
 
 INTEGRATION_EXAMPLE = {"name": "Issue tracker", "description": "Issues and projects of our tracker"}

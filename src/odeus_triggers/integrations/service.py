@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..dbutil import as_utc, utcnow
-from ..models import Integration, Trigger
+from ..db.sql import as_utc, utcnow
+from ..db.tables import Integration, Trigger
 from .access import check_access
 
 integrations = Integration.__table__

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..deps import EngineDep
+from ..api.deps import EngineDep
 from ..errors import ServiceUnavailable
 
 log = logging.getLogger("odeus_triggers.ops")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import FieldError, TriggerNotFound
-from ..models import Trigger, TriggerInputField
+from ..db.tables import Trigger, TriggerInputField
 from .schemas import FieldType
 
 triggers = Trigger.__table__

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from ..auth.caller import IntegrationCaller
-from ..body import openapi_body
-from ..deps import EngineDep
+from ..api.json_body import openapi_body
+from ..api.deps import EngineDep
 from ..errors import (
     IntegrationForbidden,
     IntegrationNotFound,
@@ -26,7 +26,7 @@ from ..integrations.access import UUID_SCHEMA, IntegrationId, authorize_integrat
 from . import service
 from . import polling_docs
 from .examples import SEED_TRIGGER
-from .sandbox import checked_trigger_body
+from .body import checked_trigger_body
 from .schemas import TriggerDeleted, TriggerEnvelope, TriggerIn
 
 router = APIRouter(tags=["Triggers"])

@@ -9,10 +9,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..dbutil import as_utc, upsert_insert, utcnow, violated_constraint
+from ..db.sql import as_utc, upsert_insert, utcnow, violated_constraint
 from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict, TriggerNotFound
-from ..models import NAME_INDEX, Trigger, TriggerInputField
-from . import pg_create
+from ..db.tables import NAME_INDEX, Trigger, TriggerInputField
+from . import store_pg
 from .schemas import FieldType, TriggerIn, TriggerType
 from .slugs import field_slug, trigger_slug, with_suffix
 
@@ -155,16 +155,16 @@ async def _create_on_postgres(
     engine: AsyncEngine, trigger_id: uuid.UUID, integration_id: uuid.UUID, base: str,
     values: dict[str, Any], input_fields: list[dict[str, Any]], now: datetime,
 ) -> str:
-    columns = pg_create.field_columns(input_fields)
+    columns = store_pg.field_columns(input_fields)
 
     async def work(driver: Any) -> str:
         return await _first_free_slug(
             base,
-            lambda slug: pg_create.insert_once(driver, trigger_id, integration_id, slug, values, now, columns),
-            lambda: pg_create.taken_slugs(driver, integration_id, base),
+            lambda slug: store_pg.insert_once(driver, trigger_id, integration_id, slug, values, now, columns),
+            lambda: store_pg.taken_slugs(driver, integration_id, base),
         )
 
-    return await pg_create.with_driver(engine, work)
+    return await store_pg.with_driver(engine, work)
 
 
 async def _create_generic(

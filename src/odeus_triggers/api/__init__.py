@@ -1,0 +1,1 @@
+"""What routers use, and no domain: bases, dependencies, parameters, bodies, OpenAPI, docs."""
