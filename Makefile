@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test migrate bench clean
+.PHONY: run test lint typecheck migrate bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Lint src, tests, bench and .ci with ruff (settings in pyproject.toml; `ruff check --fix` fixes the safe ones).
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench .ci
+
+## Type-check the package with mypy (settings and the checked paths in pyproject.toml).
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
 migrate: $(VENV)/.installed-run
 	$(BIN)/odeus-triggers migrate
 
@@ -36,3 +44,12 @@ clean:
 ## Benchmark against the reference ceilings (needs wrk and the local Postgres; not part of the tests).
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py
+
+## Regenerate requirements.lock (the image's pinned, hash-checked dependencies) after changing
+## [project].dependencies; pip-tools runs from a throwaway environment, never from .venv.
+lock:
+	rm -rf /tmp/odeus-pip-tools && $(PYTHON) -m venv /tmp/odeus-pip-tools
+	/tmp/odeus-pip-tools/bin/pip install --quiet pip-tools
+	/tmp/odeus-pip-tools/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --index-url https://pypi.org/simple \
+	  -o requirements.lock pyproject.toml

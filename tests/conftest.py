@@ -15,10 +15,78 @@ from odeus_triggers.app import create_app
 from odeus_triggers.config import Settings
 from odeus_triggers.db.migrate import upgrade_to_head
 
+from support import prerequisites
 from support.helpers import Tenant, admin_execute, make_tenant
 
 BASES = ["", "/api/public"]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+UNDER_CI = os.environ.get("CI") == "true"
+_MISSING = pytest.StashKey[list["prerequisites.Missing"]]()
+
+
+# Prerequisites (support/prerequisites.py): one line per missing one, before any test runs. Under
+# CI=true that stops the run with exit code 4; elsewhere the tests that need it are skipped with
+# that line as the reason, and the lines are repeated in the summary.
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_MISSING] = []
+
+
+def _report(config: pytest.Config, missing: list["prerequisites.Missing"]) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for m in missing:
+        if reporter is not None:
+            reporter.write_line(f"missing test prerequisite: {m.line}", yellow=True, bold=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if TEST_DATABASE_URL:  # asked for explicitly: unreachable stops the run, under CI or not
+        missing = prerequisites.check_postgres(TEST_DATABASE_URL)
+        if missing is not None:
+            _report(session.config, [missing])
+            pytest.exit("TEST_DATABASE_URL is set but Postgres is unreachable", returncode=prerequisites.CI_EXIT_CODE)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:  # a module that skipped itself at import (test_docs_browser.py without chromium)
+        name = report.nodeid.rsplit("/", 1)[-1]
+        if name in prerequisites.NEEDS_BY_MODULE:
+            _skipped_modules_seen.add(name)  # no session here: pytest_collection_finish reads it
+
+
+_skipped_modules_seen: set[str] = set()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    needs_of: dict[str, set[str]] = {}
+    for item in session.items:
+        needs = {prerequisites.NEEDS_BY_FIXTURE[f] for f in getattr(item, "fixturenames", ())
+                 if f in prerequisites.NEEDS_BY_FIXTURE}
+        module_need = prerequisites.NEEDS_BY_MODULE.get(item.path.name)
+        if module_need:
+            needs.add(module_need)
+        needs_of[item.nodeid] = needs
+    needed = set().union(*needs_of.values()) | {prerequisites.NEEDS_BY_MODULE[m] for m in _skipped_modules_seen}
+    missing = [m for name in sorted(needed) if (m := prerequisites.CHECKS[name]()) is not None]
+    if not missing:
+        return
+    session.config.stash[_MISSING] = missing
+    _report(session.config, missing)
+    if UNDER_CI:
+        pytest.exit(f"{len(missing)} test prerequisite(s) missing under CI=true", returncode=prerequisites.CI_EXIT_CODE)
+    by_name = {m.name: m for m in missing}
+    for item in session.items:
+        absent = [by_name[n] for n in sorted(needs_of[item.nodeid]) if n in by_name]
+        if absent:
+            item.add_marker(pytest.mark.skip(reason="missing prerequisite: " + absent[0].line))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    missing = config.stash.get(_MISSING, [])
+    if missing:
+        terminalreporter.section("missing test prerequisites" + (" (CI=true: nothing ran)" if UNDER_CI
+                                  else " (their tests were skipped)"), yellow=True)
+        for m in missing:
+            terminalreporter.write_line(m.line)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """The operator's CLI, run as a user runs it: in a subprocess."""
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -12,14 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.helpers import create_path
+from sqlalchemy.engine import make_url
+
+from support.helpers import admin_execute, create_path, fresh_postgres_database
 
 CLI = str(Path(sys.executable).parent / "odeus-triggers")
 
 
-def run(database_url: str, *args: str, cwd: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(database_url: str, *args: str, cwd: str | None = None, check: bool = True,
+        env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["DATABASE_URL"] = database_url
+    env.update(env_extra or {})
     result = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
     if check:
         assert result.returncode == 0, result.stderr
@@ -113,6 +119,73 @@ def test_errors_are_one_line_without_traceback(database_url):
     assert_one_line_error(run("not a url", "migrate", check=False), "DATABASE_URL")
 
 
+def test_a_database_that_is_not_migrated_says_so(database_url, is_postgres, tmp_path):
+    with contextlib.ExitStack() as stack:
+        empty = (stack.enter_context(fresh_postgres_database(database_url)) if is_postgres
+                 else f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        result = run(empty, "keys", "list", "--workspace", "default", check=False)
+    assert_one_line_error(result, "run `odeus-triggers migrate` first")
+
+
+def test_a_missing_database_says_so(database_url, is_postgres, tmp_path):
+    if is_postgres:
+        missing = make_url(database_url).set(database="odeus_no_such_db").render_as_string(hide_password=False)
+        assert_one_line_error(run(missing, "migrate", check=False), "does not exist")
+    else:
+        missing = f"sqlite+aiosqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+        assert_one_line_error(run(missing, "migrate", check=False), "cannot open the SQLite file")
+
+
+def test_a_wrong_role_says_so_without_the_password(database_url, is_postgres):
+    if not is_postgres:
+        pytest.skip("SQLite has no roles")
+    url = make_url(database_url).set(username="odeus_no_such_role", password="s3cret-password")
+    result = run(url.render_as_string(hide_password=False), "migrate", check=False)
+    assert_one_line_error(result, "refused the role")
+    assert "s3cret-password" not in result.stderr
+
+
+def test_a_lock_timeout_says_so(database_url, is_postgres):
+    if not is_postgres:
+        pytest.skip("the advisory lock is a Postgres feature")
+    import asyncpg
+
+    from odeus_triggers.db.migrate import MIGRATION_LOCK_ID
+
+    async def held_while_migrating(url: str) -> subprocess.CompletedProcess:
+        u = make_url(url)
+        holder = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username, database=u.database)
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+            return await asyncio.to_thread(run, url, "migrate", check=False,
+                                           env_extra={"ODEUS_MIGRATE_LOCK_TIMEOUT_SECONDS": "1"})
+        finally:
+            await holder.close()
+
+    with fresh_postgres_database(database_url) as url:
+        result = asyncio.run(held_while_migrating(url))
+    assert_one_line_error(result, "gave up waiting for a database lock")
+    assert "ODEUS_MIGRATE_LOCK_TIMEOUT_SECONDS" in result.stderr
+
+
+def test_settings_errors_name_the_environment_variable(database_url):
+    result = run(database_url, "migrate", check=False, env_extra={"ODEUS_POLLING_WORKERS": "many-workers"})
+    assert_one_line_error(result, "ODEUS_POLLING_WORKERS")
+    assert "many-workers" not in result.stderr
+    result = run(database_url, "serve", check=False, env_extra={"REDIS_URL": "s3cret-password@localhost:6379"})
+    assert_one_line_error(result, "REDIS_URL")
+    assert "s3cret-password" not in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_the_url_forms_platforms_inject_are_accepted(database_url, is_postgres, scheme):
+    if not is_postgres:
+        pytest.skip("a Postgres URL form")
+    plain = f"{scheme}://" + database_url.split("://", 1)[1]
+    assert "already at the latest revision" in run(plain, "migrate").stdout
+    assert json.loads(run(plain, "bootstrap", "--workspace", f"cli-{uuid.uuid4().hex[:8]}", "--json").stdout)
+
+
 def test_migrate_is_idempotent(database_url):
     assert "already at the latest revision" in run(database_url, "migrate").stdout
 
@@ -120,12 +193,6 @@ def test_migrate_is_idempotent(database_url):
 def test_concurrent_migrations_on_a_fresh_postgres_database(database_url, is_postgres):
     if not is_postgres:
         pytest.skip("the advisory lock is a Postgres feature")
-    import asyncio
-
-    from sqlalchemy.engine import make_url
-
-    from support.helpers import admin_execute
-
     name = f"odeus_mig_{uuid.uuid4().hex[:10]}"
     asyncio.run(admin_execute(database_url, f'CREATE DATABASE "{name}"'))
     try:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from . import __version__
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
+from .errors import Problem
 from .db.engine import make_engine
 from .api.docs import install_docs
 from .edge.access_log import AccessLogMiddleware
@@ -19,6 +20,7 @@ from .edge.request_id import RequestIdMiddleware
 from .idempotency.service import IdempotencyStore
 from .integrations.access import IntegrationDirectory
 from .integrations.router import router as integrations_router
+from .integrations.schemas import IntegrationIn
 from .api.openapi import build_openapi
 from .api.routing import API_BASES, mount_api
 from .ops.logs import configure_logging
@@ -31,6 +33,10 @@ from .triggers.router import router as triggers_router
 from .sandbox.limits import sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
 from .triggers.dry_run import router as dry_run_router
+from .triggers.schemas import TestRunIn, TriggerIn
+
+# The request bodies: each route parses its own body, so FastAPI does not see them.
+OPENAPI_MODELS = (Problem, TriggerIn, IntegrationIn, TestRunIn)
 
 DESCRIPTION = """
 Server-to-server API for defining **triggers**: named event monitors with input fields and
@@ -98,5 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so that the refusals of the middlewares above are timed, counted and logged too.
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics, bases=API_BASES)
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app, models=OPENAPI_MODELS)  # type: ignore[method-assign]
     return app

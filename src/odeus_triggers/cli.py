@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pydantic import AliasChoices
 from sqlalchemy import func, select
 
 from .auth import admin
@@ -16,13 +17,14 @@ from .db.engine import make_engine
 from .integrations.service import create_integration
 from .db.migrate import upgrade_to_head
 from .db.tables import Workspace
+from .timestamps import iso_z
 
 T = TypeVar("T")
 
 
 def _engine_call(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
     async def run() -> T:
-        engine = make_engine(settings)
+        engine = make_engine(settings, kind="cli")
         try:
             return await action(engine)
         finally:
@@ -75,7 +77,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
         "prefix": new.prefix,
         "workspaceId": str(new.workspace_id),
         "scopes": new.scopes,
-        "expiresAt": new.expires_at.isoformat() if new.expires_at else None,
+        "expiresAt": iso_z(new.expires_at) if new.expires_at else None,
     }
     if args.json:
         print(json.dumps(out))
@@ -214,11 +216,37 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"odeus-triggers: error: {_describe(exc)}")
 
 
+def _env_name(field: object) -> str:
+    # Operators set environment variables, not fields: name what they would type.
+    info = Settings.model_fields.get(str(field))
+    if info is None:
+        return str(field)  # already an alias such as DATABASE_URL
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"ODEUS_{str(field).upper()}"
+
+
 def _config_problem(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in errors(include_input=False))
+        return "; ".join(
+            f"{_env_name(e['loc'][0]) if e['loc'] else '?'}: {e['msg']}" for e in errors(include_input=False)
+        )
     return type(exc).__name__
+
+
+# Postgres SQLSTATEs: https://www.postgresql.org/docs/current/errcodes-appendix.html
+_SQLSTATE_MESSAGES = {
+    "3D000": "the database named in DATABASE_URL does not exist; create it (CREATE DATABASE) or fix DATABASE_URL",
+    "28000": "the database refused the role in DATABASE_URL (no such role, or pg_hba.conf rejects it)",
+    "28P01": "the database refused the password for the role in DATABASE_URL",
+    "42501": "the role in DATABASE_URL lacks a privilege this command needs",
+    "42P01": "the database has no odeus-triggers tables yet; run `odeus-triggers migrate` first",
+    "55P03": "gave up waiting for a database lock (another migration still running?); "
+             "see ODEUS_MIGRATE_LOCK_TIMEOUT_SECONDS",
+    "57014": "a database statement took longer than ODEUS_DB_STATEMENT_TIMEOUT_SECONDS and was cancelled",
+}
 
 
 def _describe(exc: Exception) -> str:
@@ -226,6 +254,17 @@ def _describe(exc: Exception) -> str:
 
     if isinstance(exc, ArgumentError):
         return "DATABASE_URL is not a valid database URL (expected sqlite+aiosqlite:///… or postgresql+asyncpg://…)"
+    orig = getattr(exc, "orig", None)
+    message = _SQLSTATE_MESSAGES.get(getattr(orig, "sqlstate", None) or "")
+    if message:
+        return message
+    if isinstance(exc, DBAPIError) and type(orig).__module__ == "sqlite3":
+        if "no such table" in str(orig):
+            return _SQLSTATE_MESSAGES["42P01"]
+        if "unable to open database file" in str(orig):
+            return "cannot open the SQLite file named in DATABASE_URL (does its directory exist and is it writable?)"
+        if "locked" in str(orig):
+            return "the SQLite database stayed locked by another process; try again"
     if isinstance(exc, (DBAPIError, OSError, ConnectionError, TimeoutError)):
-        return f"cannot reach the database ({type(getattr(exc, 'orig', exc)).__name__}); check DATABASE_URL"
+        return f"cannot reach the database ({type(orig or exc).__name__}); check DATABASE_URL"
     return f"{type(exc).__name__}: {exc}"

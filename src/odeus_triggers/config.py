@@ -4,14 +4,16 @@
 work unchanged; everything else takes the `ODEUS_` prefix.
 """
 
+import re
 from functools import lru_cache
 from typing import Literal
 
 import limits
+import redis.connection
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .edge.browser_block import normalize_origin
+from .origins import normalize_origin
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./odeus-triggers.db"
 
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     # Also how long a request can wait on a frozen or partitioned database before its 503 (plus
     # 2 s for SQLAlchemy to close the connection); every query of this API is a few index lookups.
     db_statement_timeout_seconds: float = Field(5.0, gt=0)
+    # How long `migrate` (and `serve`'s migration step) waits for another replica's migration, or
+    # for a table lock, before giving up; migrations themselves run without a statement timeout.
+    migrate_lock_timeout_seconds: float = Field(600.0, gt=0)
 
     rate_limit: str = Field("500/minute", description="Requests per workspace, e.g. `500/minute`.")
     rate_limit_unauthenticated: str = Field(
@@ -88,6 +93,31 @@ class Settings(BaseSettings):
     polling_max_queued_per_workspace: int = Field(
         16, ge=0, le=1000, description="Runs of one workspace that may wait for a worker; more get 429."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_uses_asyncpg(cls, value: SecretStr) -> SecretStr:
+        # Platforms inject postgres:// or postgresql:// (libpq's forms); SQLAlchemy would read
+        # the first as unknown and the second as psycopg2, neither of which is installed.
+        url = value.get_secret_value()
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("postgres", "postgresql"):
+            return value
+        url = f"postgresql+asyncpg://{rest}"
+        # asyncpg takes libpq's sslmode values under the name ssl.
+        return SecretStr(re.sub(r"([?&])sslmode=", r"\1ssl=", url))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _is_a_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            redis.connection.parse_url(value.get_secret_value())
+        except ValueError:
+            # Never the value itself: it may carry a password.
+            raise ValueError("must be a URL such as redis://host:6379/0, rediss://… or unix://…") from None
+        return value
 
     @field_validator("public_origin")
     @classmethod

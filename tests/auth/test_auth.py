@@ -7,7 +7,7 @@ import pytest
 
 from odeus_triggers.auth import admin, keys
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.db.sql import utcnow
+from odeus_triggers.timestamps import utcnow
 from odeus_triggers.db.tables import ApiKey
 from sqlalchemy import update
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from odeus_triggers.app import create_app
 from odeus_triggers.auth import keys
 from odeus_triggers.config import Settings
-from odeus_triggers.edge.handlers import is_outage
+from odeus_triggers.db.sql import is_outage
 from odeus_triggers.db.migrate import upgrade_to_head
 
 from support.helpers import assert_problem, create_path, make_tenant

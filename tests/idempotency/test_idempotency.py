@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from odeus_triggers.auth import keys
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.db.sql import utcnow
+from odeus_triggers.timestamps import utcnow
 from odeus_triggers.idempotency.service import Claim, IdempotencyStore, fingerprint
 from odeus_triggers.db.tables import ApiKey, IdempotencyRecord
 from odeus_triggers.triggers import service as trigger_service

@@ -1,7 +1,7 @@
 """Assertions shared by the tests."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +102,21 @@ async def admin_execute(url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str, prefix: str = "odeus_tmp") -> Iterator[str]:
+    """An empty database of its own on the server of `server_url`, dropped afterwards; yields its URL."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def cli_command(*args: str) -> list[str]:

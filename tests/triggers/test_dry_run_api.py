@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.db.sql import as_utc
+from odeus_triggers.timestamps import as_utc
 from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.db.tables import Trigger
 from odeus_triggers.triggers.examples import SEED_POLLING_CODE, SEED_TRIGGER

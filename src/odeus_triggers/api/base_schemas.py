@@ -3,6 +3,7 @@
 import re
 import unicodedata
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
@@ -164,3 +165,10 @@ class RequestModel(BaseModel):
 
 class ResponseModel(BaseModel):
     pass
+
+
+# Here because both trigger bodies and an integration's trigger summaries show it; a docstring
+# would become its description in the OpenAPI document.
+class TriggerType(StrEnum):
+    POLLING = "POLLING"
+    WEBHOOK = "WEBHOOK"

@@ -1,26 +1,20 @@
 """The OpenAPI document: both base URLs, Bearer security, and the schemas the routes reference."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from ..errors import Problem
 from .responses import declare_common_responses
 from .routing import API_BASES
-from ..triggers.schemas import TriggerIn
-
-REFERENCED_MODELS: tuple[type[BaseModel], ...] = (Problem, TriggerIn)
 
 
-def register_model(model: type[BaseModel]) -> None:
-    global REFERENCED_MODELS
-    if model not in REFERENCED_MODELS:
-        REFERENCED_MODELS = (*REFERENCED_MODELS, model)
-
-
-def build_openapi(app: FastAPI) -> dict[str, Any]:
+def build_openapi(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> dict[str, Any]:
+    """`models` are published under components/schemas besides those the routes reference: the
+    request bodies, which the routes read themselves and so do not declare, and the problem body.
+    Passed in, not registered by the routers, so that the document does not depend on import order."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -32,7 +26,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in REFERENCED_MODELS:
+    for model in models:
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(model_schema.pop("$defs", {}))
         schemas[model.__name__] = model_schema

@@ -9,7 +9,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..db.sql import as_utc, utcnow
+from ..timestamps import iso_z, utcnow
 from ..db.tables import ApiKey, Workspace
 from . import keys
 from .scopes import Scope
@@ -91,9 +91,9 @@ async def list_keys(engine: AsyncEngine, workspace: str) -> list[dict[str, Any]]
                 "id": str(r.id),
                 "prefix": r.prefix,
                 "scopes": r.scopes,
-                "createdAt": as_utc(r.created_at).isoformat(),
-                "expiresAt": as_utc(r.expires_at).isoformat() if r.expires_at else None,
-                "revokedAt": as_utc(r.revoked_at).isoformat() if r.revoked_at else None,
+                "createdAt": iso_z(r.created_at),
+                "expiresAt": iso_z(r.expires_at) if r.expires_at else None,
+                "revokedAt": iso_z(r.revoked_at) if r.revoked_at else None,
             }
             for r in rows
         ]

@@ -1,5 +1,7 @@
 """The database: metadata with a naming convention, and the engine factory for SQLite or Postgres."""
 
+from typing import Literal
+
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -57,13 +59,29 @@ def _replace_closed_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection closed by the server")
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+EngineKind = Literal["api", "worker", "migrate", "cli"]
+
+
+def _server_settings(settings: Settings, kind: EngineKind) -> dict[str, str]:
+    # application_name tells an operator reading pg_stat_activity which process holds a lock.
+    values = {"application_name": f"odeus-triggers-{kind}"}
+    if kind == "migrate":
+        # An index build may take minutes and must not be cancelled halfway; a replica that starts
+        # while another migrates waits on the advisory lock (lock_timeout bounds that wait)
+        # instead of failing and crash-looping.
+        values["statement_timeout"] = "0"
+        values["lock_timeout"] = str(int(settings.migrate_lock_timeout_seconds * 1000))
+    else:
+        values["statement_timeout"] = str(int(settings.db_statement_timeout_seconds * 1000))
+    return values
+
+
+def make_engine(settings: Settings, kind: EngineKind = "api") -> AsyncEngine:
     url = settings.database_url.get_secret_value()
     if settings.is_sqlite:
         engine = create_async_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
-    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
     engine = create_async_engine(
         url,
         # Error messages would otherwise quote the bound values: request bodies, key digests.
@@ -74,11 +92,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
-            "command_timeout": settings.db_statement_timeout_seconds,
-            "server_settings": {
-                "statement_timeout": str(statement_ms),
-                "application_name": "odeus-triggers",
-            },
+            "command_timeout": None if kind == "migrate" else settings.db_statement_timeout_seconds,
+            "server_settings": _server_settings(settings, kind),
         },
     )
     _replace_closed_connections(engine)

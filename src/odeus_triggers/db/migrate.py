@@ -1,5 +1,6 @@
 """Bringing the database to the latest revision, safely when several replicas start at once."""
 
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -17,10 +18,13 @@ MIGRATION_LOCK_ID = 0x0DE05_7216
 
 
 def migrations_dir() -> Path:
-    for candidate in (Path(__file__).resolve().parents[2] / "migrations", Path.cwd() / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError("the migrations/ folder was not found beside the source tree or in the working directory")
+    # Only the package's own copy: a migrations/ folder in the working directory may belong to
+    # another project, and running its env.py would report success on the wrong schema.
+    folder = files("odeus_triggers.db").joinpath("migrations")
+    path = Path(str(folder))
+    if not (path / "env.py").is_file():
+        raise RuntimeError("odeus_triggers/db/migrations is missing from the installed package; reinstall it")
+    return path
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -44,7 +48,7 @@ def _pending(connection: Connection, cfg: Config) -> bool:
 async def upgrade_to_head(settings: Settings) -> bool:
     """Apply pending revisions; returns whether anything was applied."""
     cfg = alembic_config(settings)
-    engine = make_engine(settings)
+    engine = make_engine(settings, kind="migrate")
     try:
         async with engine.connect() as conn:
             postgres = conn.dialect.name == "postgresql"

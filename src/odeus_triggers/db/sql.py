@@ -1,20 +1,16 @@
-"""Small helpers over the two supported databases."""
+"""Small helpers over the two supported databases, and the two rules that read their errors:
+which failures are outages (503) and which constraint violations are the client's (409, 404)."""
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
+import asyncpg
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were written in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from ..errors import ApiError, IntegrationNotFound, TriggerNameConflict
+from .tables import NAME_INDEX
 
 
 def upsert_insert(conn: AsyncConnection, table: Any) -> Any:
@@ -23,11 +19,62 @@ def upsert_insert(conn: AsyncConnection, table: Any) -> Any:
     return dialect.insert(table)
 
 
-def violated_constraint(exc: IntegrityError) -> str:
+# Postgres errors that say "not now" rather than "wrong": connection failures (08), out of
+# resources (53), operator intervention (57: shutdown, crash and start-up, which asyncpg raises as
+# plain errors while Postgres starts or stops, and statement_timeout), and a read-only database
+# (25006), as a standby is after a failover.
+_OUTAGE_SQLSTATES = ("08", "53", "57", "25006")
+
+
+def _sqlstate(exc: BaseException) -> str:
+    # SQLAlchemy wraps the driver's exception; the one-round-trip path sees it bare.
+    orig = getattr(exc, "orig", None) or exc
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database, not the request, is at fault: a 503, never a 500."""
+    # OSError: what connecting raises bare (refused, unreachable, DNS failure, and asyncio's plain
+    # OSError "Multiple exceptions: ..." when a host name such as localhost has several addresses);
+    # TimeoutError is one too.
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError, asyncpg.InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _sqlstate(exc).startswith(_OUTAGE_SQLSTATES)
+
+
+def violated_constraint(exc: BaseException) -> str:
     """The name of the violated constraint or index, or the driver's message where it gives no name."""
-    orig = exc.orig
-    name = getattr(orig, "constraint_name", None)  # asyncpg, through SQLAlchemy's adaptation
+    orig = getattr(exc, "orig", None) or exc
+    name = getattr(orig, "constraint_name", None)  # asyncpg, through SQLAlchemy's adaptation or bare
     if name is None:
         cause = getattr(orig, "__cause__", None)
         name = getattr(cause, "constraint_name", None)
     return name or str(orig)
+
+
+# Postgres names the constraint; SQLite only quotes the index expression or says "FOREIGN KEY".
+_CONSTRAINT_ERRORS: tuple[tuple[str, type[ApiError]], ...] = (
+    (NAME_INDEX, TriggerNameConflict),
+    ("lower(name)", TriggerNameConflict),
+    ("fk_triggers_integration_id", IntegrationNotFound),
+    ("FOREIGN KEY", IntegrationNotFound),
+)
+
+
+def constraint_error(exc: BaseException) -> ApiError | None:
+    """The client's error that a violated constraint means, or None if it means a bug."""
+    name = violated_constraint(exc)
+    for marker, error in _CONSTRAINT_ERRORS:
+        if marker in name:
+            return error()
+    return None
+
+
+def raise_for_constraint(exc: BaseException) -> NoReturn:
+    """Raise the client's error that a violated constraint means, or `exc` itself if it means a bug."""
+    error = constraint_error(exc)
+    if error is None:
+        raise exc
+    raise error from None

@@ -7,34 +7,15 @@ passes, which keeps its "Try it out" working.
 """
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import BrowserRequestBlocked
+from ..origins import normalize_origin
 from .problem import send_problem
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _CROSS_FETCH_SITES = {"cross-site", "same-site"}
 _WHY = "the API cannot be called from web pages on other origins."
-
-
-def normalize_origin(origin: str) -> str | None:
-    """`scheme://host[:port]` in canonical form (lowercase, default port dropped), or None if it is not one."""
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path or parts.query or parts.fragment:
-        return None
-    if parts.username is not None or parts.password is not None:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port is None or port == _DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

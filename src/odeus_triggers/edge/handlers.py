@@ -4,13 +4,14 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from ..api.json_body import validation_errors_from_fastapi
+from ..db.sql import is_outage
 from ..errors import ApiError, InternalError, MethodNotAllowed, NotFound, ServiceUnavailable, ValidationFailed
 from .problem import problem_response
 from .request_id import request_id_of
@@ -51,27 +52,6 @@ async def on_http_exception(request: Request, exc: StarletteHTTPException):  # t
         error.code = "http_error"  # type: ignore[misc]
         error.title = "Error"  # type: ignore[misc]
     return problem_response(error, _rid(request))
-
-
-# Postgres errors that say "not now" rather than "wrong": connection failures (08), shutdown,
-# crash and start-up (57P01-03: asyncpg raises them as plain DBAPIError while Postgres starts or
-# stops), out of resources (53), statement_timeout (57014), and a read-only standby after a
-# failover (25006).
-_OUTAGE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
-
-
-def _sqlstate(exc: DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-
-
-def is_outage(exc: BaseException) -> bool:
-    # OSError: what connecting raises bare (refused, unreachable, DNS failure, and asyncio's plain
-    # OSError "Multiple exceptions: ..." when a host name such as localhost has several addresses).
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or _sqlstate(exc).startswith(_OUTAGE_SQLSTATES)
-    return False
 
 
 async def on_unexpected(request: Request, exc: Exception):  # type: ignore[no-untyped-def]

@@ -15,7 +15,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..db.sql import as_utc, upsert_insert, utcnow
+from ..db.sql import upsert_insert
+from ..timestamps import as_utc, utcnow
 from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from ..db.tables import IdempotencyRecord
 

@@ -1,38 +1,16 @@
-"""Resolving `{integrationId}` for the caller: 400 if malformed, 404 if absent, 403 if not theirs."""
+"""Whether the caller may use `{integrationId}`: 404 if absent, 403 if not theirs."""
 
 import time
 import uuid
-from typing import Annotated
 
 from cachetools import TTLCache
-from fastapi import Depends, Path, Request
+from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.caller import Caller
-from ..errors import FieldError, IntegrationForbidden, IntegrationNotFound, ValidationFailed
+from ..errors import IntegrationForbidden, IntegrationNotFound
 from ..db.tables import Integration
-
-UUID_SCHEMA = {"format": "uuid"}
-
-
-def parse_uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        # Only the canonical 36-character form: uuid.UUID also takes braces, URNs and bare hex.
-        if len(value) != 36:
-            raise ValueError
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed.of([FieldError(field=field, message="must be a UUID")]) from None
-
-
-async def integration_id_param(
-    integrationId: Annotated[str, Path(description="UUID of the integration", json_schema_extra=UUID_SCHEMA)],
-) -> uuid.UUID:
-    return parse_uuid(integrationId, "integrationId")
-
-
-IntegrationId = Annotated[uuid.UUID, Depends(integration_id_param)]
 
 
 class IntegrationDirectory:
@@ -52,7 +30,6 @@ class IntegrationDirectory:
             if owner is not None:
                 self._owners[integration_id] = owner
         return owner
-
 
 
 def check_access(owner: uuid.UUID | None, workspace_id: uuid.UUID) -> None:

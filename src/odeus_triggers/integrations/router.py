@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from ..api import openapi
 from ..auth.caller import IntegrationCaller, ReaderCaller
 from ..api.json_body import json_body, openapi_body
 from ..api.deps import EngineDep
+from ..api.params import IntegrationId
 from ..errors import (
     IntegrationForbidden,
     IntegrationNotFound,
@@ -21,7 +21,6 @@ from ..errors import (
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
 from . import service
-from .access import IntegrationId
 from .schemas import (
     INTEGRATION_EXAMPLE,
     IntegrationDetailEnvelope,
@@ -31,7 +30,6 @@ from .schemas import (
 )
 
 router = APIRouter(tags=["Integrations"])
-openapi.register_model(IntegrationIn)
 
 IntegrationBody = Annotated[IntegrationIn, Depends(json_body(IntegrationIn))]
 

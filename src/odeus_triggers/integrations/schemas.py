@@ -5,8 +5,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from ..api.base_schemas import RequestModel, ResponseModel, display_name, text
-from ..triggers.schemas import TriggerType
+from ..api.base_schemas import RequestModel, ResponseModel, TriggerType, display_name, text
 
 INTEGRATION_EXAMPLE = {"name": "Issue tracker", "description": "Issues and projects of our tracker"}
 

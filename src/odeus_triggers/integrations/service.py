@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..db.sql import as_utc, utcnow
+from ..timestamps import iso_z, utcnow
 from ..db.tables import Integration, Trigger
 from .access import check_access
 
@@ -19,7 +19,7 @@ def render_integration(row: Any) -> dict[str, Any]:
         "id": str(row.id),
         "name": row.name,
         "description": row.description,
-        "createdAt": as_utc(row.created_at).isoformat().replace("+00:00", "Z"),
+        "createdAt": iso_z(row.created_at),
     }
 
 

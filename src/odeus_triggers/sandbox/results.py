@@ -11,9 +11,7 @@ import json
 import math
 
 from .contracts import SandboxLimits, format_bytes
-
-# The worker appends the same marker; keep the two in sync (js_prelude.py).
-LOG_TRUNCATED = "[log output truncated: limit reached]"
+from .js_prelude import LOG_TRUNCATED
 
 
 class InvalidResult(ValueError):

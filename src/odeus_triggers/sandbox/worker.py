@@ -19,13 +19,26 @@ import resource
 import sys
 import time
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
 if __package__:
-    from .js_prelude import PRELUDE
+    from .js_prelude import LOG_TRUNCATED, PRELUDE_FILE, WEB_SHIMS_FILE, assemble
 else:
     # -I leaves the script's directory off sys.path; append (not prepend) so
     # nothing in this directory can shadow a standard-library module.
-    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-    from js_prelude import PRELUDE
+    sys.path.append(_HERE)
+    from js_prelude import LOG_TRUNCATED, PRELUDE_FILE, WEB_SHIMS_FILE, assemble
+
+
+def _read_js(name: str) -> str:
+    # Beside this file rather than through importlib.resources: the package may
+    # not be importable here, and this runs at import, before confine.apply
+    # forbids opening anything.
+    with open(os.path.join(_HERE, "js", name), encoding="utf-8") as f:
+        return f.read()
+
+
+PRELUDE = assemble(_read_js(PRELUDE_FILE), _read_js(WEB_SHIMS_FILE))
 
 # The C extension directly: importing the ``quickjs`` wrapper package starts a
 # thread pool we do not need (and clock()-based limits count every thread).
@@ -392,6 +405,7 @@ class Run:
                 "secrets": self.payload.get("secrets"),
                 "lastPollTime": self.payload.get("lastPollTime"),
                 "limits": self.limits["js"],
+                "logTruncated": LOG_TRUNCATED,
             }))
             function = self.enter(self.ctx.eval, _PAD + "(async function(){\n" + self.code + "\n})")
             self.enter(self.control, "start", function)

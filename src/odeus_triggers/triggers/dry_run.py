@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from ..auth.caller import IntegrationCaller
 from ..api.json_body import json_body, openapi_body
 from ..api.deps import EngineDep, SandboxDep
+from ..api.params import IntegrationId, TriggerId
 from ..errors import (
     FieldError,
     InsufficientScope,
@@ -27,18 +28,15 @@ from ..errors import (
     ValidationFailed,
     responses_for,
 )
-from ..integrations.access import IntegrationId, authorize_integration
-from ..api.openapi import register_model
+from ..integrations.access import authorize_integration
 from ..sandbox import RunResult, SandboxBusy, SandboxUnavailable
 from . import polling_docs
 from .inputs import input_errors, load_runnable
 from .poll_time import parse_poll_time
-from .router import TriggerId
 from .body import CODE_FIELD, SANDBOX_RETRY_AFTER_S, sandbox_unavailable
 from .schemas import TestRunIn, TestRunOut
 
 router = APIRouter(tags=["Triggers"])
-register_model(TestRunIn)
 
 EXAMPLE = {
     "inputs": {"projectId": "proj_123", "priorityFilter": "high"},

@@ -10,15 +10,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import FieldError, TriggerNotFound
-from ..db.tables import Trigger, TriggerInputField
+from . import store
 from .schemas import FieldType
-
-triggers = Trigger.__table__
-fields = TriggerInputField.__table__
 
 _TEXT_TYPES = {FieldType.TEXT, FieldType.MULTI_LINE_TEXT, FieldType.PASSWORD}
 _LISTED_OPTIONS = 10
@@ -40,21 +36,7 @@ class RunnableTrigger:
 
 
 async def load_runnable(engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID) -> RunnableTrigger:
-    stmt = (
-        select(
-            triggers.c.polling_code,
-            fields.c.slug,
-            fields.c.type,
-            fields.c.required,
-            fields.c.options,
-            fields.c.allow_multi_select,
-        )
-        .select_from(triggers.outerjoin(fields, fields.c.trigger_id == triggers.c.id))
-        .where(triggers.c.id == trigger_id, triggers.c.integration_id == integration_id)
-        .order_by(fields.c.position)
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+    rows = await store.runnable_rows(engine, integration_id, trigger_id)
     if not rows:
         raise TriggerNotFound()
     specs = tuple(

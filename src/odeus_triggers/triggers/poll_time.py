@@ -11,6 +11,8 @@ a four-digit year, cannot go further.
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from ..timestamps import iso_z
+
 _DIGIT = "[0-9]"
 _LEAP_YEAR = f"(?:{_DIGIT}{{2}}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
 _DATE = (
@@ -68,4 +70,4 @@ def parse_poll_time(value: str) -> str | None:
         second, micro = 59, 999_999
     seconds = ((ordinal - 1) * 24 + hour) * 3600 + minute * 60 + second - offset
     total = min(max(seconds * 10**6 + micro, 0), _LAST_US)
-    return (_EPOCH + timedelta(microseconds=total)).isoformat().replace("+00:00", "Z")
+    return iso_z(_EPOCH + timedelta(microseconds=total))

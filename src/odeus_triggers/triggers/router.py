@@ -1,14 +1,14 @@
 """HTTP routes of triggers."""
 
-import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..auth.caller import IntegrationCaller
 from ..api.json_body import openapi_body
 from ..api.deps import EngineDep
+from ..api.params import IntegrationId, TriggerId
 from ..errors import (
     IntegrationForbidden,
     IntegrationNotFound,
@@ -22,7 +22,7 @@ from ..errors import (
     responses_for,
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
-from ..integrations.access import UUID_SCHEMA, IntegrationId, authorize_integration, parse_uuid
+from ..integrations.access import authorize_integration
 from . import service
 from . import polling_docs
 from .examples import SEED_TRIGGER
@@ -33,15 +33,6 @@ router = APIRouter(tags=["Triggers"])
 
 # The body with its polling code compiled in the sandbox (a syntax error is one more 400 problem).
 TriggerBody = Annotated[TriggerIn, Depends(checked_trigger_body)]
-
-
-async def trigger_id_param(
-    triggerId: Annotated[str, Path(description="UUID of the trigger", json_schema_extra=UUID_SCHEMA)],
-) -> uuid.UUID:
-    return parse_uuid(triggerId, "triggerId")
-
-
-TriggerId = Annotated[uuid.UUID, Depends(trigger_id_param)]
 
 WRITE_ERRORS = (
     ValidationFailed,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from ..api.base_schemas import RequestModel, ResponseModel, display_name, line, name, text
+from ..api.base_schemas import RequestModel, ResponseModel, TriggerType, display_name, line, name, text
 from .poll_time import LOCAL_DATE_TIME_PATTERN
 
 READ_ONLY = "Read-only: accepted and ignored, so that a trigger read from the API can be sent back."
@@ -21,11 +21,6 @@ class FieldType(StrEnum):
     SELECT = "SELECT"
     PASSWORD = "PASSWORD"
     VECTOR = "VECTOR"
-
-
-class TriggerType(StrEnum):
-    POLLING = "POLLING"
-    WEBHOOK = "WEBHOOK"
 
 
 class SelectOption(RequestModel):

@@ -14,10 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy import String, bindparam
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..errors import IntegrationNotFound, ServiceUnavailable, TriggerNameConflict
-from ..db.tables import NAME_INDEX
+from ..db.sql import is_outage, raise_for_constraint
+from ..errors import ServiceUnavailable
+from . import store
 
 CREATE_SQL = """
 WITH new_trigger AS (
@@ -38,24 +41,25 @@ WITH new_trigger AS (
 SELECT id FROM new_trigger
 """
 
-NEXT_SUFFIX_SQL = """
-SELECT slug FROM triggers WHERE integration_id = $1 AND (slug = $2 OR slug LIKE $2 || '-%')
-"""
+# The store's query, compiled once for the raw driver ($1, $2, … in `positiontup` order).
+_TAKEN_SLUGS = store.taken_slugs_query(bindparam("integration_id"), bindparam("base", type_=String)).compile(
+    dialect=asyncpg_dialect()
+)
+TAKEN_SLUGS_SQL = str(_TAKEN_SLUGS)
 
-# SQLSTATE classes that mean the database, not the request, is at fault.
-_OUTAGE_CLASSES = ("08", "53", "57")
+# The columns of CREATE_SQL's unnest(), in its order.
+_FIELD_COLUMNS = (
+    "id", "position", "slug", "label", "type", "description", "placeholder", "required", "options",
+    "allow_multi_select",
+)
 
 
-def field_columns(input_fields: list[dict[str, Any]]) -> tuple[list[Any], ...]:
-    columns: tuple[list[Any], ...] = tuple([] for _ in range(10))
-    for position, f in enumerate(input_fields):
-        row = (
-            uuid.uuid4(), position, f["slug"], f["label"], f["type"], f["description"], f["placeholder"],
-            f["required"], json.dumps(f["options"]) if f["options"] is not None else None, f["allowMultiSelect"],
-        )
-        for column, value in zip(columns, row):
-            column.append(value)
-    return columns
+def field_columns(trigger_id: uuid.UUID, input_fields: list[dict[str, Any]]) -> list[list[Any]]:
+    """The store's field rows, column by column, for unnest(); options as JSON text for the ::jsonb cast."""
+    rows = store.field_rows(trigger_id, input_fields)
+    for row in rows:
+        row["options"] = json.dumps(row["options"]) if row["options"] is not None else None
+    return [[row[name] for row in rows] for name in _FIELD_COLUMNS]
 
 
 async def insert_once(
@@ -65,31 +69,22 @@ async def insert_once(
     slug: str,
     values: dict[str, Any],
     now: datetime,
-    columns: tuple[list[Any], ...],
+    columns: list[list[Any]],
 ) -> bool:
     try:
         row = await driver.fetchrow(
             CREATE_SQL, trigger_id, integration_id, values["name"], slug, values["description"],
             values["type"], values["polling_code"], now, *columns,
         )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == NAME_INDEX:
-            raise TriggerNameConflict() from None
-        raise
-    except asyncpg.ForeignKeyViolationError:
-        raise IntegrationNotFound() from None
+    except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
+        raise_for_constraint(exc)
     return row is not None
 
 
 async def taken_slugs(driver: asyncpg.Connection, integration_id: uuid.UUID, base: str) -> list[str]:
-    return [r["slug"] for r in await driver.fetch(NEXT_SUFFIX_SQL, integration_id, base)]
-
-
-def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, asyncpg.InterfaceError, TimeoutError)):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    return sqlstate.startswith(_OUTAGE_CLASSES)
+    params = _TAKEN_SLUGS.construct_params({"integration_id": integration_id, "base": base})
+    rows = await driver.fetch(TAKEN_SLUGS_SQL, *(params[name] for name in _TAKEN_SLUGS.positiontup or ()))
+    return [r["slug"] for r in rows]
 
 
 async def with_driver(engine: AsyncEngine, work: Any) -> Any:
@@ -98,9 +93,25 @@ async def with_driver(engine: AsyncEngine, work: Any) -> Any:
         raw = await conn.get_raw_connection()
         try:
             return await work(raw.driver_connection)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             if not is_outage(exc):
                 raise
             # The connection may be broken: drop it rather than hand it to the next request.
             await conn.invalidate()
             raise ServiceUnavailable() from None
+
+
+async def create_trigger(
+    engine: AsyncEngine, trigger_id: uuid.UUID, integration_id: uuid.UUID, values: dict[str, Any],
+    input_fields: list[dict[str, Any]], now: datetime, choose_slug: store.SlugChooser,
+) -> str:
+    """As `store.create_trigger`, in one round trip per attempt."""
+    columns = field_columns(trigger_id, input_fields)
+
+    async def work(driver: asyncpg.Connection) -> str:
+        return await choose_slug(
+            lambda slug: insert_once(driver, trigger_id, integration_id, slug, values, now, columns),
+            lambda base: taken_slugs(driver, integration_id, base),
+        )
+
+    return await with_driver(engine, work)

@@ -31,7 +31,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = make_engine(config.attributes.get("settings") or get_settings())
+    engine = make_engine(config.attributes.get("settings") or get_settings(), kind="migrate")
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

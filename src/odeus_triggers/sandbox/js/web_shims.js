@@ -1,12 +1,3 @@
-"""JavaScript for the web-API shims polling code gets: Headers, URLSearchParams, URL.
-
-A fragment, not a standalone script: js_prelude.py splices it into its
-closure, where the captured intrinsics (StringCtor, jsonStringify, ...) live.
-The URL parser is a pragmatic subset of WHATWG URL, enough for building API
-URLs; the parent re-parses every URL it fetches, so leniency here is harmless.
-"""
-
-WEB_SHIMS = r"""
 // ---------------------------------------------------------------- Headers
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const headerMaps = new WeakMapCtor();
@@ -498,5 +489,3 @@ class URL {
   toJSON() { return serializeUrl(urlState(this)); }
   get [Symbol.toStringTag]() { return 'URL'; }
 }
-
-"""

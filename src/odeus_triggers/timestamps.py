@@ -1,0 +1,16 @@
+"""Time in UTC, and its one wire format: ISO 8601 with `Z`."""
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso_z(value: datetime) -> str:
+    return as_utc(value).isoformat().replace("+00:00", "Z")
