@@ -11,7 +11,7 @@ import time
 import pytest
 
 from odeus_triggers.sandbox import SandboxLimits, SandboxPool, SandboxUnavailable
-from odeus_triggers.sandbox import pool as pool_module
+from odeus_triggers.sandbox import channel as channel_module
 
 from support.sandbox_helpers import child_pids
 
@@ -136,7 +136,7 @@ async def test_waiting_for_a_worker_is_bounded(make_pool):
 async def test_unspawnable_worker_raises_sandbox_unavailable(monkeypatch, tmp_path):
     broken = tmp_path / "worker.py"
     broken.write_text("import sys; sys.exit(3)\n")
-    monkeypatch.setattr(pool_module, "_WORKER_SCRIPT", broken)
+    monkeypatch.setattr(channel_module, "_WORKER_SCRIPT", broken)
     pool = SandboxPool(SandboxLimits(workers=1))
     with pytest.raises(SandboxUnavailable):
         await pool.start()
@@ -191,7 +191,7 @@ for line in sys.stdin:
 async def test_a_worker_that_floods_fetches_is_killed_at_the_first_one_over_the_limit(monkeypatch, tmp_path):
     rogue = tmp_path / "rogue_worker.py"
     rogue.write_text(ROGUE_WORKER)
-    monkeypatch.setattr(pool_module, "_WORKER_SCRIPT", rogue)
+    monkeypatch.setattr(channel_module, "_WORKER_SCRIPT", rogue)
     pool = SandboxPool(SandboxLimits(workers=1, wall_time_s=5.0, max_fetches=3, allow_private_network=False))
     await pool.start()
     try:

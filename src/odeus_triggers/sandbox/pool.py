@@ -1,8 +1,7 @@
-"""A small pool of sandbox worker processes, and the parent side of their protocol.
+"""The sandbox pool: run workers shared fairly between tenants, and check workers of their own.
 
-Workers are separate processes so that the API process never runs QuickJS:
-a wedged or crashed engine costs us one worker, which is SIGKILLed at the
-wall-clock deadline and replaced in the background.
+Workers are processes, so that the API never runs QuickJS: a wedged engine costs one worker,
+SIGKILLed at the wall-clock deadline and replaced in the background.
 """
 
 from __future__ import annotations
@@ -12,243 +11,20 @@ import itertools
 import json
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
+from .channel import TooDeep, Worker, WorkerGone
 from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable, format_bytes, format_seconds
 from .fairness import FairGate
 from .fetcher import FetchBudget, FetchError, Fetcher
+from .lanes import ACQUIRE_GRACE_S, Lane, Slot
 from .results import InvalidResult, cap_logs, validate_events
 
 log = logging.getLogger(__name__)
 
-_WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-_SPAWN_TIMEOUT_S = 10.0
-# Fresh runtimes per job keep workers clean, but recycling bounds any slow
-# leak in the interpreter or the extension.
-_MAX_JOBS_PER_WORKER = 500
-# The worker's own (CPU-time) limit fires this much before the parent's kill,
-# so that in the common case the run ends cooperatively, with its logs, and
-# the worker survives.
+# The worker's own CPU-time limit fires this much before the parent's kill, so that usually
+# the run ends cooperatively, with its logs, and the worker survives.
 _COOPERATIVE_MARGIN_S = 0.1
-# Waiting for a free worker is bounded by one run's wall time plus room for a
-# killed worker's replacement to start, so a busy-but-healthy pool does not
-# turn into errors just because a respawn is in flight.
-_ACQUIRE_GRACE_S = 1.0
-
-
-class _WorkerGone(Exception):
-    pass
-
-
-class _TooDeep(Exception):
-    """A well-formed message nested deeper than the JSON decoder recurses."""
-
-
-class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.jobs = 0
-
-    @classmethod
-    async def spawn(cls, limits: SandboxLimits) -> _Worker:
-        config = {
-            "address_space_bytes": 2 * limits.memory_bytes + 256 * 1024 * 1024,
-            "memory_bytes": limits.memory_bytes,
-            "stack_bytes": limits.stack_bytes,
-            "worker_uid": limits.worker_uid,
-            "worker_gid": limits.worker_gid,
-        }
-        # Worst case of one line from the worker: result, logs and a request
-        # body, each possibly JSON-escaped up to 6 bytes per character.
-        line_limit = 6 * (limits.max_result_bytes + limits.max_log_bytes + limits.max_response_bytes) + (1 << 20)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-B", str(_WORKER_SCRIPT), json.dumps(config),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-                env={},
-                cwd="/",
-                close_fds=True,
-                start_new_session=True,
-                limit=line_limit,
-            )
-        except OSError as exc:
-            raise SandboxUnavailable(f"cannot start a sandbox worker: {exc}") from exc
-        worker = cls(proc)
-        try:
-            hello = await worker.recv(_SPAWN_TIMEOUT_S)
-        except (TimeoutError, _WorkerGone, _TooDeep):
-            hello = None
-        except BaseException:
-            # Cancelled mid-spawn (e.g. by close()): never leave the child behind.
-            await worker.kill()
-            raise
-        if not hello or hello.get("type") != "ready":
-            await worker.kill()
-            raise SandboxUnavailable("a sandbox worker failed to start")
-        return worker
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.returncode is None
-
-    async def send(self, message: dict) -> None:
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
-        # One write() puts the whole line in the transport's buffer, so concurrent senders never
-        # interleave and need no lock; drain() has supported concurrent waiters since 3.10.
-        try:
-            self.proc.stdin.write(data)
-            await self.proc.stdin.drain()
-        except (ConnectionError, RuntimeError, AttributeError) as exc:
-            raise _WorkerGone from exc
-
-    async def recv(self, timeout: float) -> dict:
-        try:
-            async with asyncio.timeout(max(timeout, 0.0)):
-                line = await self.proc.stdout.readline()
-        except (ValueError, asyncio.LimitOverrunError, ConnectionError) as exc:
-            # A line longer than any legitimate message: the worker is not
-            # following the protocol, so it is not trusted any further.
-            raise _WorkerGone from exc
-        if not line:
-            raise _WorkerGone
-        try:
-            message = json.loads(line)
-        except RecursionError:
-            raise _TooDeep from None
-        except ValueError as exc:
-            raise _WorkerGone from exc
-        if not isinstance(message, dict):
-            raise _WorkerGone
-        return message
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-        await self.proc.wait()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-
-
-class _Slot:
-    __slots__ = ("worker",)
-
-    def __init__(self) -> None:
-        self.worker: _Worker | None = None
-
-
-class _Lane:
-    """A fixed set of worker slots for one kind of job; a dead worker is replaced off the job path."""
-
-    def __init__(self, name: str, size: int, limits: SandboxLimits) -> None:
-        self.name = name
-        self.limits = limits
-        self.slots = [_Slot() for _ in range(size)]
-        self.idle: asyncio.Queue[_Slot] = asyncio.Queue()
-        self._refills: set[asyncio.Task] = set()
-        self.closed = False
-
-    async def start(self) -> None:
-        spawned = await asyncio.gather(*(_Worker.spawn(self.limits) for _ in self.slots), return_exceptions=True)
-        failures = [w for w in spawned if isinstance(w, BaseException)]
-        if failures:
-            for w in spawned:
-                if isinstance(w, _Worker):
-                    await w.kill()
-            raise SandboxUnavailable("cannot start the sandbox workers") from failures[0]
-        for slot, worker in zip(self.slots, spawned):
-            slot.worker = worker
-            self.idle.put_nowait(slot)
-
-    async def close(self) -> None:
-        self.closed = True
-        for task in list(self._refills):
-            task.cancel()
-        if self._refills:
-            await asyncio.gather(*self._refills, return_exceptions=True)
-        for slot in self.slots:
-            worker, slot.worker = slot.worker, None
-            if worker is not None:
-                await worker.kill()
-
-    async def acquire(self) -> tuple[_Slot, _Worker]:
-        wait_s = self.limits.wall_time_s + _ACQUIRE_GRACE_S
-        try:
-            async with asyncio.timeout(wait_s):
-                slot = await self.idle.get()
-        except TimeoutError:
-            raise SandboxUnavailable(
-                f"all {len(self.slots)} sandbox {self.name} workers stayed busy for {format_seconds(wait_s)}"
-            ) from None
-        if self.closed:
-            raise SandboxUnavailable("the sandbox pool is closed")
-        if slot.worker is None or not slot.worker.alive:
-            old, slot.worker = slot.worker, None
-            try:
-                if old is not None:
-                    await old.kill()
-                await self.spawn_into(slot)
-            except BaseException:
-                self.idle.put_nowait(slot)
-                raise
-        return slot, slot.worker  # type: ignore[return-value]
-
-    async def spawn_into(self, slot: _Slot) -> _Worker:
-        worker = await _Worker.spawn(self.limits)
-        if self.closed:
-            # close() already swept the slots; this one would outlive the pool.
-            await worker.kill()
-            raise SandboxUnavailable("the sandbox pool is closed")
-        slot.worker = worker
-        return worker
-
-    def release(self, slot: _Slot, on_ready: Callable[[], None] | None = None) -> None:
-        """Give the slot back; `on_ready` runs once it can take a job again (after any respawn)."""
-        worker = slot.worker
-        if not self.closed and worker is not None and worker.alive and worker.jobs < _MAX_JOBS_PER_WORKER:
-            self.idle.put_nowait(slot)
-            if on_ready is not None:
-                on_ready()
-            return
-        if self.closed:
-            if on_ready is not None:
-                on_ready()
-            return
-        task = asyncio.create_task(self._refill(slot, on_ready))
-        self._refills.add(task)
-        task.add_done_callback(self._refills.discard)
-
-    async def _refill(self, slot: _Slot, on_ready: Callable[[], None] | None) -> None:
-        try:
-            old, slot.worker = slot.worker, None
-            if old is not None:
-                await old.kill()
-            try:
-                await self.spawn_into(slot)
-            except SandboxUnavailable:
-                if not self.closed:
-                    log.warning("could not respawn a sandbox worker; will retry on next use")
-        finally:
-            if self.closed:
-                if slot.worker is not None:
-                    worker, slot.worker = slot.worker, None
-                    await worker.kill()
-            else:
-                self.idle.put_nowait(slot)
-            if on_ready is not None:
-                on_ready()
-
-    async def discard(self, slot: _Slot) -> None:
-        worker, slot.worker = slot.worker, None
-        if worker is not None:
-            await worker.kill()
 
 
 class SandboxPool:
@@ -258,8 +34,8 @@ class SandboxPool:
         self.limits = limits
         self._fetcher = fetcher or Fetcher(limits)
         self._owns_fetcher = fetcher is None
-        self._runs = _Lane("run", limits.workers, limits)
-        self._checks = _Lane("check", limits.check_workers, limits)
+        self._runs = Lane("run", limits.workers, limits)
+        self._checks = Lane("check", limits.check_workers, limits)
         self._gate = FairGate(limits.workers, limits.runs_per_tenant, limits.max_queued_per_tenant)
         self._ids = itertools.count(1)
         self._started = False
@@ -340,7 +116,7 @@ class SandboxPool:
             except TimeoutError:
                 await self._checks.discard(slot)
                 return CodeError(f"Syntax check exceeded the {format_seconds(self.limits.wall_time_s)} time limit")
-            except (_WorkerGone, _TooDeep):
+            except (WorkerGone, TooDeep):
                 await self._checks.discard(slot)
                 if self._closed:
                     raise SandboxUnavailable("the sandbox pool is closed") from None
@@ -366,7 +142,7 @@ class SandboxPool:
         # Fail on the caller's bug (non-JSON inputs) before taking a worker.
         json.dumps(payload)
         await self._ready()
-        await self._gate.acquire(tenant, self.limits.wall_time_s + _ACQUIRE_GRACE_S)
+        await self._gate.acquire(tenant, self.limits.wall_time_s + ACQUIRE_GRACE_S)
         try:
             slot, worker = await self._runs.acquire()
         except BaseException:
@@ -377,7 +153,7 @@ class SandboxPool:
         finally:
             self._runs.release(slot, lambda: self._gate.release(tenant))
 
-    async def _run_on(self, slot: _Slot, worker: _Worker, code: str, payload: dict) -> RunResult:
+    async def _run_on(self, slot: Slot, worker: Worker, code: str, payload: dict) -> RunResult:
         limits = self.limits
         run_id = next(self._ids)
         worker.jobs += 1
@@ -397,7 +173,7 @@ class SandboxPool:
         try:
             try:
                 await worker.send(request)
-            except _WorkerGone:
+            except WorkerGone:
                 # The idle worker died since it was last used; not the code's fault.
                 await self._runs.discard(slot)
                 worker = await self._runs.spawn_into(slot)
@@ -409,7 +185,7 @@ class SandboxPool:
                 if message.get("run") != run_id or kind not in ("fetch", "result"):
                     # The worker speaks for this run only; anything else means it is not ours any
                     # more, and reading on would let it keep the event loop busy.
-                    raise _WorkerGone
+                    raise WorkerGone
                 if kind == "fetch":
                     requested += 1
                     if requested > limits.max_fetches:
@@ -429,7 +205,7 @@ class SandboxPool:
                 elif kind == "result":
                     outcome = message.get("outcome")
                     break
-        except _TooDeep:
+        except TooDeep:
             return RunResult(
                 ok=False, error=CodeError("Result is nested too deeply to be read"), duration_ms=elapsed_ms()
             )
@@ -440,7 +216,7 @@ class SandboxPool:
                 error=CodeError(f"Polling code exceeded the {format_seconds(limits.wall_time_s)} time limit"),
                 duration_ms=elapsed_ms(),
             )
-        except _WorkerGone:
+        except WorkerGone:
             returncode = worker.proc.returncode
             await self._runs.discard(slot)
             if self._closed:
@@ -461,7 +237,7 @@ class SandboxPool:
                 await asyncio.gather(*fetches, return_exceptions=True)
         return self._to_result(outcome, elapsed_ms())
 
-    async def _serve_fetch(self, worker: _Worker, run_id: int, message: dict, budget: FetchBudget) -> None:
+    async def _serve_fetch(self, worker: Worker, run_id: int, message: dict, budget: FetchBudget) -> None:
         try:
             response = await self._fetcher.fetch(message.get("request"), budget)
             result = {"ok": True, "response": response}
@@ -472,7 +248,7 @@ class SandboxPool:
             result = {"ok": False, "error": "fetch failed: internal error"}
         try:
             await worker.send({"op": "fetch_result", "run": run_id, "id": message.get("id"), "result": result})
-        except _WorkerGone:
+        except WorkerGone:
             pass
 
     def _to_result(self, outcome: object, duration_ms: float) -> RunResult:
