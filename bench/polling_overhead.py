@@ -24,8 +24,8 @@ from odeus_triggers.app import create_app
 from odeus_triggers.auth import admin
 from odeus_triggers.auth.scopes import Scope
 from odeus_triggers.config import Settings
-from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.db.migrate import upgrade_to_head
+from odeus_triggers.integrations.service import create_integration
 
 CODE = "return [{id: 1}]"
 WARM_UP_RUNS = 20

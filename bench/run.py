@@ -139,7 +139,9 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{service_port}/openapi.json")
         wait_http(f"http://127.0.0.1:{baseline_port}/openapi.json")
         targets = {
-            "service": (f"http://127.0.0.1:{service_port}", f"/integrations/v1/{boot['integrationId']}/triggers/create", boot["apiKey"]),
+            "service": (
+                f"http://127.0.0.1:{service_port}", f"/integrations/v1/{boot['integrationId']}/triggers/create", boot["apiKey"]
+            ),
             "bare": (f"http://127.0.0.1:{baseline_port}", f"/bare/{uuid.uuid4()}/triggers/create", ""),
             "raw": (f"http://127.0.0.1:{baseline_port}", f"/raw/{uuid.uuid4()}/triggers/create", ""),
         }

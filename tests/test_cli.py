@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from sqlalchemy.engine import make_url
 
 from support.helpers import admin_execute, create_path, fresh_postgres_database

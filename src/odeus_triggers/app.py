@@ -6,33 +6,33 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
+from .api.docs import install_docs
+from .api.openapi import build_openapi
+from .api.routing import API_BASES, mount_api
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
-from .errors import Problem
 from .db.engine import make_engine
-from .api.docs import install_docs
 from .edge.access_log import AccessLogMiddleware
 from .edge.body_limit import BodyLimitMiddleware
 from .edge.browser_block import BrowserBlockMiddleware
 from .edge.handlers import install_handlers
 from .edge.rate_limit import RateLimitMiddleware
 from .edge.request_id import RequestIdMiddleware
+from .errors import Problem
 from .idempotency.service import IdempotencyStore
 from .integrations.access import IntegrationDirectory
 from .integrations.router import router as integrations_router
 from .integrations.schemas import IntegrationIn
-from .api.openapi import build_openapi
-from .api.routing import API_BASES, mount_api
 from .ops.logs import configure_logging
 from .ops.metrics import Metrics
 from .ops.router import router as ops_router
-from .sandbox import SandboxPool
 from .ratelimit.counter import RateCounter
 from .ratelimit.policies import Policies
-from .triggers.router import router as triggers_router
+from .sandbox import SandboxPool
 from .sandbox.limits import sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
 from .triggers.dry_run import router as dry_run_router
+from .triggers.router import router as triggers_router
 from .triggers.schemas import TestRunIn, TriggerIn
 
 # The request bodies: each route parses its own body, so FastAPI does not see them.

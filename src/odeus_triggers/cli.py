@@ -14,9 +14,9 @@ from .auth import admin
 from .auth.scopes import Scope
 from .config import DEFAULT_DATABASE_URL, Settings, get_settings
 from .db.engine import make_engine
-from .integrations.service import create_integration
 from .db.migrate import upgrade_to_head
 from .db.tables import Workspace
+from .integrations.service import create_integration
 from .timestamps import iso_z
 
 T = TypeVar("T")

@@ -85,7 +85,7 @@ def test_no_fastapi_422_and_headers_are_declared(document):
     assert "HTTPValidationError" not in document["components"]["schemas"]
     headers = document["components"]["headers"]
     assert {"X-Request-ID", "RateLimit-Policy", "RateLimit", "Retry-After", "WWW-Authenticate"} <= set(headers)
-    for path, method, operation in operations(document):
+    for path, _method, operation in operations(document):
         for status, response in operation["responses"].items():
             declared = set(response.get("headers", {}))
             assert "X-Request-ID" in declared, (path, status)

@@ -125,7 +125,9 @@ def fuzz(origin: str, base: str, api_key: str, config: str, workdir: Path, capsy
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     elapsed = time.monotonic() - started
     (workdir / "schemathesis.out").write_text(done.stdout + done.stderr)
-    assert report_file.exists(), f"schemathesis wrote no report (exit {done.returncode}):\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}"
+    assert report_file.exists(), (
+        f"schemathesis wrote no report (exit {done.returncode}):\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}"
+    )
     report = json.loads(report_file.read_text())
     cases, operations = report["test_cases"], report["operations"]
     warnings = sorted(name for name, items in report["warnings"].items() if items)

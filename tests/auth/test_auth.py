@@ -4,12 +4,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from odeus_triggers.auth import admin, keys
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.timestamps import utcnow
 from odeus_triggers.db.tables import ApiKey
-from sqlalchemy import update
+from odeus_triggers.timestamps import utcnow
 
 from support.helpers import assert_problem, create_path, make_tenant
 
@@ -43,8 +43,9 @@ async def test_bearer_scheme_is_case_insensitive(client, tenant):
 
 
 async def test_revoked_and_expired_keys_are_401(app, client, settings):
-    from odeus_triggers.app import create_app
     import httpx
+
+    from odeus_triggers.app import create_app
 
     # A verifier without a cache, so that revocation is seen at once.
     uncached = create_app(settings.model_copy(update={"auth_cache_seconds": 0}))
@@ -93,7 +94,7 @@ async def test_an_unknown_integration_is_404(client, tenant, base):
     assert_problem(response, 404, "integration_not_found")
 
 
-@pytest.mark.parametrize("bad_id", ["123", "not-a-uuid", "{%s}" % uuid.uuid4(), uuid.uuid4().hex, "x" * 36])
+@pytest.mark.parametrize("bad_id", ["123", "not-a-uuid", f"{{{uuid.uuid4()}}}", uuid.uuid4().hex, "x" * 36])
 async def test_an_integration_id_that_is_not_a_uuid_is_400(client, tenant, base, bad_id):
     response = await client.post(create_path(base, bad_id), json=BODY, headers=tenant.auth)
     problem = assert_problem(response, 400, "validation_error")

@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from odeus_triggers.app import create_app
 from odeus_triggers.auth import keys
 from odeus_triggers.config import Settings
-from odeus_triggers.db.sql import is_outage
 from odeus_triggers.db.migrate import upgrade_to_head
+from odeus_triggers.db.sql import is_outage
 
 from support.helpers import assert_problem, create_path, make_tenant
 from support.throwaway_postgres import ThrowawayPostgres, find_binary

@@ -17,8 +17,16 @@ from odeus_triggers.db.migrate import upgrade_to_head
 from odeus_triggers.triggers.examples import SEED_TRIGGER
 
 from support.helpers import (
-    Tenant, admin_execute, assert_problem, client_of, create_path, fresh_postgres_database, integration_path,
-    make_tenant, started_app, trigger_path,
+    Tenant,
+    admin_execute,
+    assert_problem,
+    client_of,
+    create_path,
+    fresh_postgres_database,
+    integration_path,
+    make_tenant,
+    started_app,
+    trigger_path,
 )
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

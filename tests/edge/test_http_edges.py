@@ -108,7 +108,9 @@ def test_oversized_request_heads_get_431_at_once_and_the_loop_stays_free(service
     flood = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (32 * 1024 * 1024) + b"\r\n\r\n"
     many_headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n"
     long_target = b"GET /healthz?" + b"q" * (70 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-    many_medium = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 10_000) for i in range(8)) + b"\r\n"
+    many_medium = (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 10_000) for i in range(8)) + b"\r\n"
+    )
     with served(service_env, tmp_path / "service.log", workers=workers) as origin:
         probe = _HealthProbe(origin)
         probe.start()

@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 
 from odeus_triggers.auth import keys
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.timestamps import utcnow
-from odeus_triggers.idempotency.service import Claim, IdempotencyStore, fingerprint
 from odeus_triggers.db.tables import ApiKey, IdempotencyRecord
+from odeus_triggers.idempotency.service import Claim, IdempotencyStore, fingerprint
+from odeus_triggers.timestamps import utcnow
 from odeus_triggers.triggers import service as trigger_service
 
 from support.helpers import assert_problem, create_path, integration_path, key_for, make_tenant, trigger_path
@@ -228,7 +228,9 @@ async def test_an_expired_record_is_ignored_and_purged(app, client, tenant):
         )
     assert await IdempotencyStore(app.state.engine).purge_expired() >= 1
     async with app.state.engine.connect() as conn:
-        keys_left = (await conn.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.key.in_(["k-purge", "k-expired"])))).all()
+        keys_left = (
+            await conn.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.key.in_(["k-purge", "k-expired"])))
+        ).all()
     assert keys_left == ["k-expired"]
 
 

@@ -223,7 +223,9 @@ async def test_with_redis_unreachable_requests_are_served_and_counted_in_process
                 response = await c.post(create_path("", tenant.integration_id), json={"name": f"F{i}"}, headers=tenant.auth)
                 assert response.status_code == 201
                 assert rate_state(response)[:2] == ("workspace", 2 - i)
-            assert_problem(await c.post(create_path("", tenant.integration_id), json={}, headers=tenant.auth), 429, "rate_limited")
+            assert_problem(
+                await c.post(create_path("", tenant.integration_id), json={}, headers=tenant.auth), 429, "rate_limited"
+            )
     warnings = [r for r in caplog.records if r.name == "odeus_triggers.ratelimit" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "counting in process" in warnings[0].getMessage()

@@ -13,7 +13,7 @@ from support.sandbox_helpers import FakeApi, start_fake_api
 
 
 @pytest_asyncio.fixture
-async def make_pool() -> AsyncIterator[Callable[..., "object"]]:
+async def make_pool() -> AsyncIterator[Callable[..., object]]:
     """Factory for started pools (wall time 2 s unless overridden); all are closed afterwards."""
     pools: list[SandboxPool] = []
 

@@ -134,7 +134,7 @@ async def test_a_punycode_charset_does_not_stall_the_api(api, owner, upstream):
     "charset", ["punycode", "rot13", "rot_13", "hex", "base64", "idna", "zlib", "uu", "undefined", "utf-7", "bogus", ""]
 )
 async def test_a_charset_that_is_not_a_web_text_encoding_means_utf8(api, owner, upstream, caplog, charset):
-    url = upstream.serve(f"text/plain; charset={charset}", "héllo wörld +AGE-".encode("utf-8"))
+    url = upstream.serve(f"text/plain; charset={charset}", "héllo wörld +AGE-".encode())
     with caplog.at_level(logging.WARNING):
         assert await fetched_text(api, owner, url) == "héllo wörld +AGE-"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -152,7 +152,7 @@ async def test_a_charset_that_is_not_a_web_text_encoding_means_utf8(api, owner, 
         ("text/plain; charset=gb2312", "中文".encode("gb18030"), "中文"),
         ("text/plain; charset=utf-16", "\ufeffhi".encode("utf-16-be"), "hi"),
         ("application/json", b'\xef\xbb\xbf{"a":1}', '{"a":1}'),
-        ("application/json; charset=utf-8", "é".encode("utf-8") + b"\xff", "é\ufffd"),
+        ("application/json; charset=utf-8", "é".encode() + b"\xff", "é\ufffd"),
     ],
 )
 async def test_real_text_encodings_still_decode(api, owner, upstream, content_type, body, text):

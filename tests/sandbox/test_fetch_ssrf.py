@@ -207,7 +207,7 @@ def tls_server(tmp_path_factory):
 
         def do_GET(self):
             sni = seen_sni[-1] if seen_sni else None
-            body = ('{"host":"%s","sni":"%s"}' % (self.headers.get("Host"), sni)).encode()
+            body = f'{{"host":"{self.headers.get("Host")}","sni":"{sni}"}}'.encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -237,7 +237,7 @@ async def test_tls_uses_original_name_for_sni_and_certificate(tls_server):
     try:
         response = await fetcher.fetch(_get(f"https://api.test:{port}/"), _budget())
         assert response["status"] == 200
-        assert response["body"] == '{"host":"api.test:%d","sni":"api.test"}' % port
+        assert response["body"] == f'{{"host":"api.test:{port:d}","sni":"api.test"}}'
         # Reaching the same server by IP must fail verification: the pinning
         # really depends on SNI + hostname checking against the name.
         with pytest.raises(FetchError, match="could not connect"):

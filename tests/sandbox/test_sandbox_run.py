@@ -125,7 +125,8 @@ async def test_log_bytes_are_capped(make_pool):
         ("await null;\nawait null;\n  throw new RangeError('late');", 3, "RangeError: late"),
         ("throw 'just a string'", None, 'Uncaught "just a string"'),
         ("function f() { return f(); }\nf();", 1, "RangeError: Maximum call stack size exceeded"),
-        ("const x = {};\nqueueMicrotask(() => { throw new Error('in a microtask'); });\nawait new Promise(r => setTimeout(r, 10));", 2, "in a microtask"),
+        ("const x = {};\nqueueMicrotask(() => { throw new Error('in a microtask'); });\n"
+         "await new Promise(r => setTimeout(r, 10));", 2, "in a microtask"),
     ],
 )
 async def test_errors_report_message_and_user_line(run_code, code, line, message):
@@ -232,7 +233,9 @@ async def test_fetch_features(dev_pool, fake_api):
     const [a, b, c] = await Promise.all([1, 2, 3].map(n => fetch('{fake_api.url('/echo?n=')}' + n).then(r => r.json())));
     const zipped = await (await fetch('{fake_api.url('/gzip-ok')}')).json();
     const latin = await (await fetch('{fake_api.url('/latin1')}')).text();
-    const form = await (await fetch('{fake_api.url('/echo')}', {{method: 'POST', body: new URLSearchParams({{a: '1 2'}})}})).json();
+    const form = await (await fetch('{fake_api.url('/echo')}', {{
+      method: 'POST', body: new URLSearchParams({{a: '1 2'}}),
+    }})).json();
     return [{{
       id: 1, method: echoed.method, body: echoed.body, custom: echoed.headers['x-custom'],
       ctype: post.headers.get('content-type'), status: post.status, ok: post.ok, twice,

@@ -38,7 +38,8 @@ await new Promise(() => {});
 # The same aim through the other intrinsics a report could be built with.
 FORGED_JOIN = """
 const forged = '{"done":false,"timer":null,"fetches":[' +
-  Array.from({length: 500}, (_, i) => '{"id":' + (i + 1) + ',"url":"https://example.com/","method":"GET","headers":[],"body":null,"redirect":"follow"}').join(',') + ']}';
+  Array.from({length: 500}, (_, i) => '{"id":' + (i + 1) +
+    ',"url":"https://example.com/","method":"GET","headers":[],"body":null,"redirect":"follow"}').join(',') + ']}';
 const join = Array.prototype.join;
 Array.prototype.join = function (sep) { return this.length > 3 ? forged : join.call(this, sep); };
 Object.defineProperty(Array.prototype, '0', { get() { return forged; }, set(v) {}, configurable: true });

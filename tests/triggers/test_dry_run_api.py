@@ -3,8 +3,8 @@ inputs check, its auth, and a real run of the seed's code against a fake issues 
 
 import re
 import uuid
-from datetime import datetime
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from odeus_triggers.auth.scopes import Scope
-from odeus_triggers.timestamps import as_utc
-from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.db.tables import Trigger
+from odeus_triggers.integrations.service import create_integration
+from odeus_triggers.timestamps import as_utc
 from odeus_triggers.triggers.examples import SEED_POLLING_CODE, SEED_TRIGGER
 
 from support.fake_http import API_TOKEN, ISSUES, FakeApi, start_fake_api

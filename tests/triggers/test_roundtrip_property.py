@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from odeus_triggers.integrations.service import create_integration
-from odeus_triggers.db.tables import Trigger, TriggerInputField
 from odeus_triggers.api.base_schemas import IGNORABLE
+from odeus_triggers.db.tables import Trigger, TriggerInputField
+from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.triggers.slugs import field_slug
 
 from support.helpers import create_path

@@ -37,8 +37,11 @@ async def post(client, tenant, body, base=""):
         ({"name": "ok", "inputFields": [{"label": "L", "required": "yes"}]}, "inputFields[0].required", "true or false"),
         ({"name": "ok", "inputFields": [{"label": "L", "colour": "red"}]}, "inputFields[0].colour", "not a known field"),
         ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT"}]}, "inputFields[0].options", "required for a SELECT"),
-        ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": []}]}, "inputFields[0].options", "at least 1"),
-        ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": [{"label": str(i), "value": str(i)} for i in range(201)]}]},
+        ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": []}]},
+         "inputFields[0].options", "at least 1"),
+        ({"name": "ok", "inputFields": [
+            {"label": "L", "type": "SELECT", "options": [{"label": str(i), "value": str(i)} for i in range(201)]},
+        ]},
          "inputFields[0].options", "at most 200"),
         ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": [{"label": "", "value": "a"}]}]},
          "inputFields[0].options[0].label", "empty"),
@@ -46,11 +49,14 @@ async def post(client, tenant, body, base=""):
          "inputFields[0].options[0].value", "empty"),
         ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": [{"label": "A", "value": "v" * 201}]}]},
          "inputFields[0].options[0].value", "at most 200"),
-        ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": [{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]}]},
+        ({"name": "ok", "inputFields": [
+            {"label": "L", "type": "SELECT", "options": [{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]},
+        ]},
          "inputFields[0].options[1].value", "unique"),
         ({"name": "ok", "inputFields": [{"label": "L", "type": "SELECT", "options": [{"label": "A", "value": "a", "x": 1}]}]},
          "inputFields[0].options[0].x", "not a known field"),
-        ({"name": "ok", "inputFields": [{"label": "L", "options": SELECT_OPTS}]}, "inputFields[0].options", "only allowed on SELECT"),
+        ({"name": "ok", "inputFields": [{"label": "L", "options": SELECT_OPTS}]},
+         "inputFields[0].options", "only allowed on SELECT"),
         ({"name": "ok", "inputFields": [{"label": "L", "type": "NUMBER", "allowMultiSelect": True}]},
          "inputFields[0].allowMultiSelect", "only allowed on SELECT"),
     ],
@@ -120,7 +126,9 @@ async def test_bodies_that_are_not_a_json_object(client, tenant, base, raw, frag
     assert fragment in problem["errors"][0]["message"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
 async def test_a_body_that_is_not_declared_as_json_is_415(client, tenant, base, content_type):
     headers = dict(tenant.auth)
     if content_type:

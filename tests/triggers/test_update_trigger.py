@@ -110,7 +110,9 @@ async def test_renaming_to_its_own_name_in_another_case_is_fine(client, tenant):
 async def test_two_concurrent_renames_onto_one_name_give_one_200_and_one_409(client, tenant):
     a = await create(client, tenant, {"name": "A"})
     b = await create(client, tenant, {"name": "B"})
-    responses = await asyncio.gather(put(client, tenant, a["id"], {"name": "Same"}), put(client, tenant, b["id"], {"name": "Same"}))
+    responses = await asyncio.gather(
+        put(client, tenant, a["id"], {"name": "Same"}), put(client, tenant, b["id"], {"name": "Same"})
+    )
     assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
 
 
@@ -123,7 +125,7 @@ async def test_the_body_rules_of_create_apply_and_are_listed_at_once(client, ten
     assert (await summaries(client, tenant))[0]["name"] == trigger["name"]
 
 
-@pytest.mark.parametrize("bad_id", ["123", "not-a-uuid", uuid.uuid4().hex, "{%s}" % uuid.uuid4()])
+@pytest.mark.parametrize("bad_id", ["123", "not-a-uuid", uuid.uuid4().hex, f"{{{uuid.uuid4()}}}"])
 async def test_a_trigger_id_that_is_not_a_uuid_is_400(client, tenant, base, bad_id):
     response = await put(client, tenant, bad_id, {"name": "X"}, base)
     problem = assert_problem(response, 400, "validation_error")
@@ -158,7 +160,9 @@ async def test_an_unknown_integration_is_404(client, tenant, base):
 async def test_another_workspaces_trigger_is_403_and_untouched(app, client, base):
     mine, theirs = await make_tenant(app), await make_tenant(app)
     trigger = await create(client, theirs)
-    response = await client.put(trigger_path(base, theirs.integration_id, trigger["id"]), json={"name": "Mine"}, headers=mine.auth)
+    response = await client.put(
+        trigger_path(base, theirs.integration_id, trigger["id"]), json={"name": "Mine"}, headers=mine.auth
+    )
     assert_problem(response, 403, "integration_forbidden")
     assert (await summaries(client, theirs))[0]["name"] == trigger["name"]
 

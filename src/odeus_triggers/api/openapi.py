@@ -22,7 +22,10 @@ def build_openapi(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> dict[
         version=app.version,
         description=app.description,
         routes=app.routes,
-        servers=[{"url": base or "/", "description": d} for base, d in zip(API_BASES, ("Root", "Dedicated deployments"))],
+        servers=[
+            {"url": base or "/", "description": d}
+            for base, d in zip(API_BASES, ("Root", "Dedicated deployments"), strict=True)
+        ],
     )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})

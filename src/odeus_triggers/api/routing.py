@@ -17,7 +17,7 @@ def mount_api(app: FastAPI, routers: Sequence[APIRouter]) -> None:
             app.include_router(router, prefix=base, include_in_schema=not base)
     # First, so that it sees a request before a templated route takes a concrete path's URL.
     app.router.routes.insert(0, MethodNotAllowedRoute(
-        (base + route.path, route.methods)
+        (base + route.path, route.methods or ())
         for base in API_BASES
         for router in routers
         for route in router.routes

@@ -9,8 +9,8 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..timestamps import iso_z, utcnow
 from ..db.tables import ApiKey, Workspace
+from ..timestamps import iso_z, utcnow
 from . import keys
 from .scopes import Scope
 

@@ -2,17 +2,18 @@
 
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from cachetools import TTLCache
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..errors import InsufficientScope, Unauthorized
 from ..db.tables import ApiKey
+from ..errors import InsufficientScope, Unauthorized
 from . import keys
 from .scopes import Scope
 
@@ -100,7 +101,7 @@ async def get_caller(request: Request) -> Caller:
     return caller
 
 
-def require_scope(*accepted: Scope):  # type: ignore[no-untyped-def]
+def require_scope(*accepted: Scope) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
     names = " or ".join(s.value for s in accepted)
 
     async def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:

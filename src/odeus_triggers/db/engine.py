@@ -1,8 +1,8 @@
 """The database: metadata with a naming convention, and the engine factory for SQLite or Postgres."""
 
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -28,7 +28,7 @@ def _sqlite_lower(value: str | None) -> str | None:
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's implicit BEGIN is replaced by our own BEGIN IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -42,7 +42,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.create_function("lower", 1, _sqlite_lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(conn):  # type: ignore[no-untyped-def]
+    def on_begin(conn: Connection) -> None:
         # Taking the write lock up front avoids SQLITE_BUSY on a read-to-write upgrade when
         # several requests write at once; busy_timeout then queues them.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -50,7 +50,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def _replace_closed_connections(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
-    def on_checkout(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         # After a restart or failover every pooled connection is dead, and asyncpg has already
         # seen its socket close. Swapping it here costs no round trip (unlike pool_pre_ping) and
         # spares the first requests after the outage a 503.

@@ -23,11 +23,11 @@ def _rid(request: Request) -> str:
     return request_id_of(request.scope)
 
 
-async def on_api_error(request: Request, exc: ApiError):  # type: ignore[no-untyped-def]
+async def on_api_error(request: Request, exc: ApiError) -> Response:
     return problem_response(exc, _rid(request))
 
 
-async def on_request_validation(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+async def on_request_validation(request: Request, exc: RequestValidationError) -> Response:
     return problem_response(ValidationFailed.of(validation_errors_from_fastapi(exc)), _rid(request))
 
 
@@ -40,7 +40,7 @@ async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> Respo
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-async def on_http_exception(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
+async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code == 404:
         error: ApiError = NotFound()
     elif exc.status_code == 405:
@@ -54,7 +54,7 @@ async def on_http_exception(request: Request, exc: StarletteHTTPException):  # t
     return problem_response(error, _rid(request))
 
 
-async def on_unexpected(request: Request, exc: Exception):  # type: ignore[no-untyped-def]
+async def on_unexpected(request: Request, exc: Exception) -> Response:
     if is_outage(exc):
         log.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": _rid(request)})
         error: ApiError = ServiceUnavailable()
@@ -74,5 +74,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(ClientDisconnect, on_client_disconnect)  # type: ignore[arg-type]
     for kind in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError):
-        app.add_exception_handler(kind, on_unexpected)  # type: ignore[arg-type]
+        app.add_exception_handler(kind, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)

@@ -29,6 +29,7 @@ key up again.
 """
 
 import ipaddress
+from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,7 +85,7 @@ class RateLimitMiddleware:
             return
         await self.app(scope, receive, send_with_headers)
 
-    async def _count(self, scope: Scope, state: dict) -> Outcome:  # type: ignore[type-arg]
+    async def _count(self, scope: Scope, state: dict[str, Any]) -> Outcome:
         app_state = scope["app"].state
         counter: RateCounter = app_state.rate_counter
         verifier: KeyVerifier = app_state.key_verifier

@@ -14,11 +14,11 @@ import anyio
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..api.routing import API_BASES
 from ..auth.caller import Caller, get_caller
 from ..edge.problem import ProblemResponse, problem_response
 from ..edge.request_id import request_id_of
 from ..errors import ApiError, FieldError, IdempotencyKeyInUse, IdempotencyKeyReused, ValidationFailed
-from ..api.routing import API_BASES
 from .service import Claim, IdempotencyStore, Replay, fingerprint
 
 log = logging.getLogger("odeus_triggers.idempotency")

@@ -11,18 +11,20 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.sql import upsert_insert
-from ..timestamps import as_utc, utcnow
-from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from ..db.tables import IdempotencyRecord
+from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from ..timestamps import as_utc, utcnow
 
 log = logging.getLogger("odeus_triggers.idempotency")
 
-records = IdempotencyRecord.__table__
+# Declarative types __table__ as any FromClause; this is a Table (update/delete need one).
+records = cast(Table, IdempotencyRecord.__table__)
 
 KEY_LIFETIME = timedelta(hours=24)
 # No request runs this long (statements time out after seconds), so an older claim was left by a

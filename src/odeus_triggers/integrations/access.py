@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth.caller import Caller
-from ..errors import IntegrationForbidden, IntegrationNotFound
 from ..db.tables import Integration
+from ..errors import IntegrationForbidden, IntegrationNotFound
 
 
 class IntegrationDirectory:

@@ -3,16 +3,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from ..auth.caller import IntegrationCaller, ReaderCaller
-from ..api.json_body import json_body, openapi_body
 from ..api.deps import EngineDep
+from ..api.json_body import json_body, openapi_body
 from ..api.params import IntegrationId
+from ..auth.caller import IntegrationCaller, ReaderCaller
 from ..errors import (
+    InsufficientScope,
     IntegrationForbidden,
     IntegrationNotFound,
-    InsufficientScope,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -71,7 +71,7 @@ async def list_integrations(caller: ReaderCaller, engine: EngineDep) -> JSONResp
 )
 async def create_integration(
     caller: IntegrationCaller, body: IntegrationBody, idempotency: IdempotencyDep, engine: EngineDep
-) -> JSONResponse:
+) -> Response:
     async def create() -> JSONResponse:
         created = await service.create_integration(engine, caller.workspace_id, body.name, body.description)
         return JSONResponse({"integration": created}, status_code=201)

@@ -1,17 +1,18 @@
 """Integrations: create and read."""
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..timestamps import iso_z, utcnow
 from ..db.tables import Integration, Trigger
+from ..timestamps import iso_z, utcnow
 from .access import check_access
 
-integrations = Integration.__table__
-triggers = Trigger.__table__
+# Declarative types __table__ as any FromClause; these are Tables (insert needs one).
+integrations = cast(Table, Integration.__table__)
+triggers = cast(Table, Trigger.__table__)
 
 
 def render_integration(row: Any) -> dict[str, Any]:

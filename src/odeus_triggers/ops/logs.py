@@ -76,25 +76,25 @@ def settings_secrets(settings: Settings) -> list[str | None]:
         if url is None:
             continue
         try:
-            secrets.append(make_url(url.get_secret_value()).password)  # type: ignore[arg-type]
+            secrets.append(make_url(url.get_secret_value()).password)
         except Exception:  # not a URL we can parse: the regex still catches user:password@
             continue
     return secrets
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time, as test runners swap it per test."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.name = JSON_HANDLER
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
+    @property
+    def stream(self):
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+    def stream(self, _value) -> None:
         pass
 
 

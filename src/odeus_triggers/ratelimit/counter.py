@@ -12,6 +12,7 @@ that hangs rather than refuses delays one request per retry period, never every 
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -51,7 +52,9 @@ class RateCounter:
                 implementation="redispy",
                 key_prefix=key_prefix,
                 wrap_exceptions=True,
-                connection_pool=pool,
+                # limits types **options as float | str | bool, yet hands them all to redis-py's
+                # client, which takes the pool.
+                connection_pool=pool,  # type: ignore[arg-type]
             )
             self._client = redis.asyncio.Redis(connection_pool=pool)
             self._redis = MovingWindowRateLimiter(storage)
@@ -96,7 +99,7 @@ class RateCounter:
 
         return await self._count(peek)
 
-    async def _count(self, operation) -> Outcome:  # type: ignore[no-untyped-def]
+    async def _count(self, operation: Callable[[MovingWindowRateLimiter], Awaitable[Outcome]]) -> Outcome:
         if self._redis is not None and self._may_use_redis():
             probe = self._outage
             try:

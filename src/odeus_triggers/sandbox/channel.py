@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 from .contracts import SandboxLimits, SandboxUnavailable
 
@@ -75,15 +76,17 @@ class Worker:
         # One write() puts the whole line in the transport's buffer, so concurrent senders never
         # interleave and need no lock; drain() has supported concurrent waiters since 3.10.
         try:
-            self.proc.stdin.write(data)
-            await self.proc.stdin.drain()
+            # Always a pipe (spawn() asks for one); were it None, the AttributeError is caught.
+            stdin = cast(asyncio.StreamWriter, self.proc.stdin)
+            stdin.write(data)
+            await stdin.drain()
         except (ConnectionError, RuntimeError, AttributeError) as exc:
             raise WorkerGone from exc
 
     async def recv(self, timeout: float) -> dict:
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
-                line = await self.proc.stdout.readline()
+                line = await cast(asyncio.StreamReader, self.proc.stdout).readline()  # a pipe, as stdin
         except (ValueError, asyncio.LimitOverrunError, ConnectionError) as exc:
             # A line longer than any legitimate message: the worker is not
             # following the protocol, so it is not trusted any further.

@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 
@@ -53,7 +54,8 @@ class FetchError(Exception):
 async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [info[4][0] for info in infos]
+    # str() only for the type checker: for AF_INET and AF_INET6 the host is always a str.
+    return [str(info[4][0]) for info in infos]
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Fetcher:
             transport, self._transport = self._transport, None
             await transport.aclose()
 
-    async def fetch(self, request: dict, budget: FetchBudget) -> dict:
+    async def fetch(self, request: object, budget: FetchBudget) -> dict:
         """Perform one fetch described by the worker; raise FetchError to refuse."""
         budget.used += 1
         if budget.used > budget.max_fetches:
@@ -185,7 +187,7 @@ class Fetcher:
             all_headers.append(("Accept", "*/*"))
         all_headers.append(("Accept-Encoding", "gzip, deflate"))
         timeout = max(budget.remaining(), 0.001)
-        extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
         if url.scheme == "https" and addresses.parse_ip(host) is None:
             extensions["sni_hostname"] = host
         request = httpx.Request(
@@ -276,8 +278,18 @@ def _validate(request: object, limits: SandboxLimits):
     return method, url, headers, body, redirect_mode
 
 
+class _Decoder(Protocol):
+    """What _read_body needs of a decompressor: zlib's own, or _DeflateDecoder."""
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+
 async def _read_body(response: httpx.Response, cap: int) -> str:
     encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder: _Decoder | None
     if encoding in ("", "identity"):
         decoder = None
     elif encoding in ("gzip", "x-gzip"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from .channel import Worker
 from .contracts import SandboxLimits, SandboxUnavailable, format_seconds
@@ -46,7 +47,8 @@ class Lane:
                 if isinstance(w, Worker):
                     await w.kill()
             raise SandboxUnavailable("cannot start the sandbox workers") from failures[0]
-        for slot, worker in zip(self.slots, spawned):
+        # One worker per slot, and none failed.
+        for slot, worker in zip(self.slots, cast(list[Worker], spawned), strict=True):
             slot.worker = worker
             self.idle.put_nowait(slot)
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # as in worker.py: typing is not imported in the worker
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal
+
 
 class PeakMemory:
     """Peak-RSS probe for the one out-of-memory case QuickJS cannot report.
@@ -24,7 +29,7 @@ class PeakMemory:
     def __init__(self) -> None:
         self.start_kib: int | None = None
         self.baseline_kib: int | None = None
-        self._trim = None
+        self._trim: Callable[[int], int] | Literal[False] | None = None
         self._status: int | None = None
         self._clear_refs: int | None = None
 

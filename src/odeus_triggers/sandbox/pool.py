@@ -16,7 +16,7 @@ import time
 from .channel import TooDeep, Worker, WorkerGone
 from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable, format_bytes, format_seconds
 from .fairness import FairGate
-from .fetcher import FetchBudget, FetchError, Fetcher
+from .fetcher import FetchBudget, Fetcher, FetchError
 from .lanes import ACQUIRE_GRACE_S, Lane, Slot
 from .results import InvalidResult, cap_logs, validate_events
 
@@ -159,7 +159,11 @@ class SandboxPool:
         worker.jobs += 1
         started = time.monotonic()
         deadline = started + limits.wall_time_s
-        budget = FetchBudget(deadline=deadline, max_fetches=limits.max_fetches, secret_values=tuple(v for v in (payload["secrets"] or {}).values() if isinstance(v, str) and len(v) >= 4))
+        budget = FetchBudget(
+            deadline=deadline,
+            max_fetches=limits.max_fetches,
+            secret_values=tuple(v for v in (payload["secrets"] or {}).values() if isinstance(v, str) and len(v) >= 4),
+        )
         fetches: set[asyncio.Task] = set()
         requested = 0
 

@@ -16,7 +16,11 @@ import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-if __package__:
+# Not typing.TYPE_CHECKING: the worker imports nothing it does not use. mypy takes any name
+# TYPE_CHECKING as true, so it checks the package branch below, not the run-by-path one.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING or __package__:
     from .js_prelude import LOG_TRUNCATED, PRELUDE_FILE, WEB_SHIMS_FILE, assemble
     from .peak_memory import PeakMemory
     from .protocol import BrokenStep, Channel, ParentGone, read_step
@@ -109,7 +113,7 @@ class Run:
         self.payload = message["payload"]
         self.deadline = time.monotonic() + float(message["budget_s"])
         self.ctx: _quickjs.Context | None = None
-        self.control = None
+        self.control: _quickjs.Object | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -179,9 +183,11 @@ class Run:
         Returns False when nothing can ever settle it (no job, fetch or timer
         left), which is reported at once instead of waiting for the deadline.
         """
+        ctx = self.ctx
+        assert ctx is not None  # execute() made it before driving
         inflight = 0
         while True:
-            while self.enter(self.ctx.execute_pending_job):
+            while self.enter(ctx.execute_pending_job):
                 pass
             done, timer, requests = read_step(self.enter(self.control, "step"))
             if done:
@@ -250,10 +256,12 @@ def _serve(chan: Channel) -> None:
             except _quickjs.JSException as exc:
                 error = {"message": split_exception(exc)[0], "line": None, "column": None}
             except Exception as exc:
-                error = {"message": "Polling code could not be checked (%s)" % type(exc).__name__, "line": None, "column": None}
+                error = {"message": f"Polling code could not be checked ({type(exc).__name__})", "line": None, "column": None}
             chan.send({"type": "checked", "run": message.get("run"), "error": error})
         elif op == "run":
-            run_id = message.get("run") if isinstance(message.get("run"), int) else 0
+            run_id = message.get("run")
+            if not isinstance(run_id, int):
+                run_id = 0
             run = None
             try:
                 run = Run(chan, message)
@@ -265,7 +273,7 @@ def _serve(chan: Channel) -> None:
             # Drop every reference into the runtime so it is freed before the next job.
             run = None
             if isinstance(outcome, str):
-                chan.send_raw('{"type":"result","run":%d,"outcome":%s}' % (run_id, outcome))
+                chan.send_raw(f'{{"type":"result","run":{run_id:d},"outcome":{outcome}}}')
             else:
                 chan.send({"type": "result", "run": run_id, "outcome": outcome})
             if isinstance(message.get("limits"), dict):
@@ -274,7 +282,7 @@ def _serve(chan: Channel) -> None:
 
 
 def main() -> None:
-    if __package__:
+    if TYPE_CHECKING or __package__:
         from . import confine
     else:
         import confine  # through the sys.path entry added for js_prelude

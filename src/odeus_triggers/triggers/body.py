@@ -80,7 +80,7 @@ async def checked_trigger_body(request: Request, verdicts: SyntaxVerdictsDep) ->
     if not has_code(body.pollingCode):
         return body
     try:
-        found = await code_errors(verdicts, body.pollingCode)  # type: ignore[arg-type]
+        found = await code_errors(verdicts, body.pollingCode)
     except SandboxUnavailable:
         raise sandbox_unavailable() from None
     if found:

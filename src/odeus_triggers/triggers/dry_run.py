@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ..auth.caller import IntegrationCaller
-from ..api.json_body import json_body, openapi_body
 from ..api.deps import EngineDep, SandboxDep
+from ..api.json_body import json_body, openapi_body
 from ..api.params import IntegrationId, TriggerId
+from ..auth.caller import IntegrationCaller
 from ..errors import (
     FieldError,
     InsufficientScope,
@@ -31,9 +31,9 @@ from ..errors import (
 from ..integrations.access import authorize_integration
 from ..sandbox import RunResult, SandboxBusy, SandboxUnavailable
 from . import polling_docs
+from .body import CODE_FIELD, SANDBOX_RETRY_AFTER_S, sandbox_unavailable
 from .inputs import input_errors, load_runnable
 from .poll_time import parse_poll_time
-from .body import CODE_FIELD, SANDBOX_RETRY_AFTER_S, sandbox_unavailable
 from .schemas import TestRunIn, TestRunOut
 
 router = APIRouter(tags=["Triggers"])

@@ -3,16 +3,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from ..auth.caller import IntegrationCaller
-from ..api.json_body import openapi_body
 from ..api.deps import EngineDep
+from ..api.json_body import openapi_body
 from ..api.params import IntegrationId, TriggerId
+from ..auth.caller import IntegrationCaller
 from ..errors import (
+    InsufficientScope,
     IntegrationForbidden,
     IntegrationNotFound,
-    InsufficientScope,
     PayloadTooLarge,
     TriggerNameConflict,
     TriggerNotFound,
@@ -23,10 +23,9 @@ from ..errors import (
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
 from ..integrations.access import authorize_integration
-from . import service
-from . import polling_docs
-from .examples import SEED_TRIGGER
+from . import polling_docs, service
 from .body import checked_trigger_body
+from .examples import SEED_TRIGGER
 from .schemas import TriggerDeleted, TriggerEnvelope, TriggerIn
 
 router = APIRouter(tags=["Triggers"])
@@ -70,7 +69,7 @@ async def create_trigger(
     idempotency: IdempotencyDep,
     request: Request,
     engine: EngineDep,
-) -> JSONResponse:
+) -> Response:
     async def create() -> JSONResponse:
         await authorize_integration(caller, integration_id, request)
         created = await service.create_trigger(engine, integration_id, body)

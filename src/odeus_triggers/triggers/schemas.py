@@ -70,8 +70,8 @@ class TriggerIn(RequestModel):
     """The whole configuration of a trigger, for create and for update."""
 
     name: display_name(100)  # type: ignore[valid-type]
-    description: text(90) | None = Field(None, description="Stored as \"\" when absent.")
-    pollingCode: text(1000) | None = Field(
+    description: text(90) | None = Field(None, description="Stored as \"\" when absent.")  # type: ignore[valid-type]
+    pollingCode: text(1000) | None = Field(  # type: ignore[valid-type]
         None,
         description="Body of an async JavaScript function (top-level `await` and `return`). "
         "Absent, null or blank is stored as null.",
@@ -145,7 +145,7 @@ class TestRunIn(RequestModel):
         description="Connection secrets, keyed by name (`secrets.API_TOKEN`). Used for this run only: "
         "never stored, never logged.",
     )
-    lastPollTime: PollTime | None = Field(  # type: ignore[valid-type]
+    lastPollTime: PollTime | None = Field(
         None,
         description="RFC 3339 date-time, given to the code as `lastPollTime` in UTC (one without an offset "
         "is taken as UTC; a moment outside years 0001 to 9999 in UTC is given as the nearest bound); "

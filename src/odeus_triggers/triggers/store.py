@@ -7,17 +7,18 @@ functions only read and write rows.
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.sql import raise_for_constraint, upsert_insert
 from ..db.tables import Trigger, TriggerInputField
 
-triggers = Trigger.__table__
-fields = TriggerInputField.__table__
+# Declarative types __table__ as any FromClause; these are Tables (insert/update/delete need one).
+triggers = cast(Table, Trigger.__table__)
+fields = cast(Table, TriggerInputField.__table__)
 
 InsertAs = Callable[[str], Awaitable[bool]]
 TakenSlugs = Callable[[str], Awaitable[list[str]]]

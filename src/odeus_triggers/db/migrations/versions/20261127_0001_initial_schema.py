@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27
 """
 from collections.abc import Sequence
@@ -35,7 +35,9 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_api_keys_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['workspace_id'], ['workspaces.id'], name=op.f('fk_api_keys_workspace_id_workspaces'), ondelete='CASCADE'
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('digest', name=op.f('uq_api_keys_digest'))
     )
@@ -49,7 +51,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('description', sa.String(length=90), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_integrations_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['workspace_id'], ['workspaces.id'], name=op.f('fk_integrations_workspace_id_workspaces'), ondelete='CASCADE'
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_integrations'))
     )
     with op.batch_alter_table('integrations', schema=None) as batch_op:
@@ -65,7 +69,9 @@ def upgrade() -> None:
     sa.Column('polling_code', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_triggers_integration_id_integrations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['integration_id'], ['integrations.id'], name=op.f('fk_triggers_integration_id_integrations'), ondelete='CASCADE'
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_triggers')),
     sa.UniqueConstraint('integration_id', 'slug', name=op.f('uq_triggers_integration_id_slug'))
     )
@@ -88,7 +94,9 @@ def upgrade() -> None:
     sa.Column('required', sa.Boolean(), nullable=False),
     sa.Column('options', JSON_TYPE, nullable=True),
     sa.Column('allow_multi_select', sa.Boolean(), nullable=True),
-    sa.ForeignKeyConstraint(['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_input_fields_trigger_id_triggers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_input_fields_trigger_id_triggers'), ondelete='CASCADE'
+    ),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trigger_input_fields')),
     sa.UniqueConstraint('trigger_id', 'position', name=op.f('uq_trigger_input_fields_trigger_id_position'))
     )
