@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -86,3 +87,17 @@ def format_bytes(n: int) -> str:
     if n >= 1024 and n % 1024 == 0:
         return f"{n // 1024} KiB"
     return f"{n} bytes"
+
+
+def code_error(message: object, line: object, column: object) -> CodeError:
+    """A CodeError from what a worker reported, trusting none of its types or values."""
+
+    def position(value: object) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not math.isfinite(value) or value < 1:
+            return None
+        return int(value)
+
+    text = message if isinstance(message, str) and message else "Polling code failed"
+    return CodeError(message=text[:4096], line=position(line), column=position(column))

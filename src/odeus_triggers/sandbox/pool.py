@@ -10,11 +10,10 @@ import asyncio
 import itertools
 import json
 import logging
-import math
 import time
 
 from .channel import TooDeep, Worker, WorkerGone
-from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable, format_bytes, format_seconds
+from .contracts import CodeError, RunResult, SandboxLimits, SandboxUnavailable, code_error, format_bytes, format_seconds
 from .fairness import FairGate
 from .fetcher import FetchBudget, Fetcher, FetchError
 from .lanes import ACQUIRE_GRACE_S, Lane, Slot
@@ -126,7 +125,7 @@ class SandboxPool:
                 return None
             if not isinstance(error, dict):
                 return CodeError("The sandbox failed while checking the code")
-            return _code_error(error.get("message"), error.get("line"), error.get("column"))
+            return code_error(error.get("message"), error.get("line"), error.get("column"))
         finally:
             self._checks.release(slot)
 
@@ -289,16 +288,4 @@ class SandboxPool:
         else:
             message = "The sandbox failed to run the polling code" + (f" ({detail})" if detail else "")
             line = column = None
-        return RunResult(ok=False, logs=logs, error=_code_error(message, line, column), duration_ms=duration_ms)
-
-
-def _code_error(message: object, line: object, column: object) -> CodeError:
-    def position(value: object) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if not math.isfinite(value) or value < 1:
-            return None
-        return int(value)
-
-    text = message if isinstance(message, str) and message else "Polling code failed"
-    return CodeError(message=text[:4096], line=position(line), column=position(column))
+        return RunResult(ok=False, logs=logs, error=code_error(message, line, column), duration_ms=duration_ms)
