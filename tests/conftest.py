@@ -16,6 +16,7 @@ from odeus_triggers.config import Settings
 from odeus_triggers.db.migrate import upgrade_to_head
 
 from support import prerequisites
+from support.fake_http import FakeApi, start_fake_api
 from support.helpers import Tenant, admin_execute, make_tenant
 
 BASES = ["", "/api/public"]
@@ -183,3 +184,13 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*stale)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def fake_api() -> Iterator[FakeApi]:
+    """A fake issues API on loopback, shared by the sandbox and dry-run tests."""
+    api = start_fake_api()
+    try:
+        yield api
+    finally:
+        api.stop()

@@ -1,15 +1,13 @@
-"""Fixtures for the polling sandbox: pools with short limits and a local HTTP server."""
+"""Fixtures for the polling sandbox: pools with short limits (the fake upstream is in the root conftest)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
 
 from odeus_triggers.sandbox import Fetcher, SandboxLimits, SandboxPool
-
-from support.sandbox_helpers import FakeApi, start_fake_api
 
 
 @pytest_asyncio.fixture
@@ -39,15 +37,6 @@ async def pool(make_pool) -> SandboxPool:
 async def dev_pool(make_pool) -> SandboxPool:
     """allow_private_network=True, so scripts can reach the local fake API."""
     return await make_pool(allow_private_network=True)
-
-
-@pytest.fixture(scope="session")
-def fake_api() -> Iterator[FakeApi]:
-    api = start_fake_api()
-    try:
-        yield api
-    finally:
-        api.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from support.fake_http import FakeApi, start_fake_api
-from support.helpers import Tenant, client_of, create_path, make_tenant, run_path, started_app
+from support.helpers import Tenant, client_of, create_and_dry_run, make_tenant, started_app
 
 
 class Upstream:
@@ -87,19 +87,7 @@ async def owner(dev_app: Any) -> Tenant:
 
 
 async def run(api: httpx.AsyncClient, owner: Tenant, code: str, secrets: dict[str, str] | None = None) -> dict:
-    created = await api.post(
-        create_path("", owner.integration_id),
-        json={"name": f"Fetch {uuid.uuid4().hex[:8]}", "pollingCode": code},
-        headers=owner.auth,
-    )
-    assert created.status_code == 201, created.text
-    response = await api.post(
-        run_path("", owner.integration_id, created.json()["trigger"]["id"]),
-        json={"secrets": secrets or {}},
-        headers=owner.auth,
-    )
-    assert response.status_code == 200, response.text
-    result = response.json()
+    result = await create_and_dry_run(api, owner, code, {"secrets": secrets or {}})
     assert result["ok"] is True, result
     return result
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from support.sandbox_helpers import API_TOKEN, ISSUES
+from support.fake_http import API_TOKEN, ISSUES
 
 EXAMPLE = """
 const url = new URL('https://api.example.com/issues');

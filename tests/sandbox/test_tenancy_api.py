@@ -70,11 +70,9 @@ async def create_trigger(http: httpx.AsyncClient, tenant: Tenant, code: str) -> 
     )
 
 
-async def test_run(http: httpx.AsyncClient, tenant: Tenant, trigger_id: str) -> httpx.Response:
+async def dry_run(http: httpx.AsyncClient, tenant: Tenant, trigger_id: str) -> httpx.Response:
     return await http.post(run_path("", tenant.integration_id, trigger_id), json={}, headers=tenant.auth)
 
-
-test_run.__test__ = False  # type: ignore[attr-defined]
 
 
 async def timed(request: Any) -> tuple[float, httpx.Response]:
@@ -108,7 +106,7 @@ async def test_a_forged_fetch_flood_neither_crosses_nor_stalls_anyone(app: Any, 
     async with httpx.AsyncClient(base_url=service, timeout=30, trust_env=False) as http:
         created = await create_trigger(http, attacker, attack)
         assert created.status_code == 201, created.text
-        attack_run = asyncio.create_task(timed(test_run(http, attacker, created.json()["trigger"]["id"])))
+        attack_run = asyncio.create_task(timed(dry_run(http, attacker, created.json()["trigger"]["id"])))
         seen = await watch_bystander(http, bystander, attack_run)
         took, result = await attack_run
     assert_prompt(seen)
@@ -128,14 +126,14 @@ async def test_one_workspace_busy_looping_cannot_fail_or_delay_another(app: Any,
         assert quick.status_code == 201, quick.text
         loop_id, quick_id = loop.json()["trigger"]["id"], quick.json()["trigger"]["id"]
 
-        attack = asyncio.gather(*(test_run(http, attacker, loop_id) for _ in range(4)))
+        attack = asyncio.gather(*(dry_run(http, attacker, loop_id) for _ in range(4)))
         attack_task = asyncio.ensure_future(attack)
         await asyncio.sleep(0.3)
         seen = await watch_bystander(http, bystander, attack_task)
         # The bystander's own test runs get a worker too, while the attacker still queues.
         runs = []
         for _ in range(3):
-            took, ran = await timed(test_run(http, bystander, quick_id))
+            took, ran = await timed(dry_run(http, bystander, quick_id))
             runs.append((took, ran.status_code, ran.json().get("ok")))
         attacked = await attack_task
     assert_prompt(seen)
@@ -160,7 +158,7 @@ async def test_uninterruptible_code_is_a_timeout_and_costs_only_its_own_workspac
         for code in attacks:
             created = await create_trigger(http, attacker, code)
             assert created.status_code == 201, created.text
-            attack = asyncio.create_task(timed(test_run(http, attacker, created.json()["trigger"]["id"])))
+            attack = asyncio.create_task(timed(dry_run(http, attacker, created.json()["trigger"]["id"])))
             seen = await watch_bystander(http, bystander, attack)
             took, result = await attack
             assert_prompt(seen)
@@ -168,5 +166,5 @@ async def test_uninterruptible_code_is_a_timeout_and_costs_only_its_own_workspac
             assert result.status_code == 200 and body["ok"] is False, body
             assert body["error"]["message"] == f"Polling code exceeded the {WALL_TIME_S} s time limit", body
             assert took < WALL_TIME_S + PROMPT_S
-            took, after = await timed(test_run(http, bystander, quick_id))
+            took, after = await timed(dry_run(http, bystander, quick_id))
             assert after.status_code == 200 and after.json()["ok"] is True and took < PROMPT_S

@@ -75,6 +75,23 @@ def run_path(base: str, integration_id: str, trigger_id: str) -> str:
     return f"{trigger_path(base, integration_id, trigger_id)}/test"
 
 
+async def create_and_dry_run(
+    client: httpx.AsyncClient, tenant: Tenant, code: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Save `code` as a new trigger of the tenant's integration, test-run it once, return the 200's body."""
+    created = await client.post(
+        create_path("", tenant.integration_id),
+        json={"name": f"Probe {uuid.uuid4().hex[:8]}", "pollingCode": code},
+        headers=tenant.auth,
+    )
+    assert created.status_code == 201, created.text
+    response = await client.post(
+        run_path("", tenant.integration_id, created.json()["trigger"]["id"]), json=body or {}, headers=tenant.auth
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 @asynccontextmanager
 async def started_app(settings: Any, **overrides: object) -> AsyncIterator[Any]:
     """An app of its own, with these settings changed, between its start-up and shut-down."""

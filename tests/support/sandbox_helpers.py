@@ -1,11 +1,9 @@
-"""Test helpers of the sandbox: process accounting via /proc (the fake API is in fake_http.py beside it)."""
+"""Test helpers of the sandbox: process accounting via /proc (the fake upstream is fake_http.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from support.fake_http import API_TOKEN, ISSUES, FakeApi, gzip_bomb, start_fake_api  # noqa: F401  (re-exported)
 
 
 def child_pids(parent: int | None = None) -> dict[int, str]:

@@ -3,7 +3,7 @@ inputs check, its auth, and a real run of the seed's code against a fake issues 
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from odeus_triggers.integrations.service import create_integration
 from odeus_triggers.timestamps import as_utc
 from odeus_triggers.triggers.examples import SEED_POLLING_CODE, SEED_TRIGGER
 
-from support.fake_http import API_TOKEN, ISSUES, FakeApi, start_fake_api
+from support.fake_http import API_TOKEN, ISSUES
 from support.helpers import (
     Tenant,
     assert_problem,
@@ -45,15 +45,6 @@ async def dev_app(settings: Any) -> AsyncIterator[Any]:
 async def dev_client(dev_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with client_of(dev_app) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def fake_api() -> Iterator[FakeApi]:
-    api = start_fake_api()
-    try:
-        yield api
-    finally:
-        api.stop()
 
 
 async def create(client: httpx.AsyncClient, tenant: Tenant, base: str = "", **body: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.helpers import Tenant, assert_problem, client_of, create_path, make_tenant, run_path, started_app
+from support.helpers import Tenant, assert_problem, client_of, create_and_dry_run, make_tenant, run_path, started_app
 
 WALL_TIME_S = 2
 # A trivial run on a warm pool takes milliseconds; this leaves room for a loaded CI machine and
@@ -37,17 +37,7 @@ async def owner(strict_app: Any) -> Tenant:
 
 
 async def run(api: httpx.AsyncClient, owner: Tenant, code: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    created = await api.post(
-        create_path("", owner.integration_id),
-        json={"name": f"Probe {uuid.uuid4().hex[:8]}", "pollingCode": code},
-        headers=owner.auth,
-    )
-    assert created.status_code == 201, created.text
-    response = await api.post(
-        run_path("", owner.integration_id, created.json()["trigger"]["id"]), json=body or {}, headers=owner.auth
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return await create_and_dry_run(api, owner, code, body)
 
 
 async def assert_still_answers(api: httpx.AsyncClient, owner: Tenant) -> None:
