@@ -17,9 +17,10 @@ from odeus_triggers.db.migrate import upgrade_to_head
 
 from support import prerequisites
 from support.fake_http import FakeApi, start_fake_api
-from support.helpers import Tenant, admin_execute, make_tenant
+from support.helpers import TEST_ENCRYPTION_KEY, Tenant, admin_execute, make_tenant
 
 BASES = ["", "/api/public"]
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 UNDER_CI = os.environ.get("CI") == "true"
 _MISSING = pytest.StashKey[list["prerequisites.Missing"]]()
@@ -116,7 +117,8 @@ def is_postgres(database_url: str) -> bool:
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {"database_url": database_url, "rate_limit": "100000/minute",
-                                 "rate_limit_unauthenticated": "100000/minute"}
+                                 "rate_limit_unauthenticated": "100000/minute", "encryption_keys": TEST_ENCRYPTION_KEY,
+                                 "min_interval_seconds": 1}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from support.helpers import admin_execute, create_path, fresh_postgres_database
+from support.helpers import TEST_ENCRYPTION_KEY, admin_execute, create_path, fresh_postgres_database
 
 CLI = str(Path(sys.executable).parent / "odeus-triggers")
 
@@ -24,6 +24,7 @@ def run(database_url: str, *args: str, cwd: str | None = None, check: bool = Tru
         env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["DATABASE_URL"] = database_url
+    env.setdefault("ODEUS_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     env.update(env_extra or {})
     result = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
     if check:

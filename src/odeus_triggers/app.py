@@ -1,9 +1,11 @@
 """The application factory: lifespan, middleware, error handlers, and one router mounted twice."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__
 from .api.docs import install_docs
@@ -12,6 +14,8 @@ from .api.routing import API_BASES, mount_api
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
 from .db.engine import make_engine
+from .db.sealed import verify_canary
+from .db.sql import is_outage
 from .edge.access_log import AccessLogMiddleware
 from .edge.body_limit import BodyLimitMiddleware
 from .edge.browser_block import BrowserBlockMiddleware
@@ -31,11 +35,14 @@ from .ratelimit.policies import Policies
 from .sandbox import SandboxPool
 from .sandbox.limits import sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
+from .secretbox import Keyring, KeyringError, keyring_from_settings
 from .triggers.dry_run import router as dry_run_router
 from .triggers.router import router as triggers_router
 from .triggers.schemas import TestRunIn, TriggerIn
 
 # The request bodies: each route parses its own body, so FastAPI does not see them.
+log = logging.getLogger("odeus_triggers.app")
+
 OPENAPI_MODELS = (Problem, TriggerIn, IntegrationIn, TestRunIn)
 
 DESCRIPTION = """
@@ -47,14 +54,33 @@ Every route is also served under `/api/public` for dedicated deployments.
 """
 
 
+async def _check_keyring(engine: AsyncEngine, keyring: Keyring) -> None:
+    """Refuse a keyring that cannot open the stored secrets. `serve` checks first and strictly;
+    here a database that is down only postpones the check, so that the API starts and answers 503
+    until the database is back, as it does for every other outage."""
+    try:
+        await verify_canary(engine, keyring)
+    except KeyringError:
+        await engine.dispose()
+        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            await engine.dispose()
+            raise
+        log.warning("the database is unreachable: the encryption keys are checked against it at the next start")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keyring = keyring_from_settings(settings)
         engine = make_engine(settings)
+        await _check_keyring(engine, keyring)
         app.state.engine = engine
+        app.state.keyring = keyring
         app.state.key_verifier = KeyVerifier(engine, settings.auth_cache_seconds)
         app.state.integrations = IntegrationDirectory(engine)
         app.state.idempotency = IdempotencyStore(engine)

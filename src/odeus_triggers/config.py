@@ -94,6 +94,20 @@ class Settings(BaseSettings):
         16, ge=0, le=1000, description="Runs of one workspace that may wait for a worker; more get 429."
     )
 
+    encryption_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated Fernet keys that seal secrets at rest, newest first. Required on Postgres; "
+        "on SQLite, a key file beside the database is used while it is unset.",
+    )
+    delivery_allow_private_network: bool = Field(
+        False,
+        description="Whether webhook URLs may point at private, loopback or link-local addresses (an operator's "
+        "own workflow engine); separate from the polling code's switch.",
+    )
+    min_interval_seconds: int = Field(
+        60, ge=1, le=86_400, description="The shortest polling interval a subscription may ask for."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_uses_asyncpg(cls, value: SecretStr) -> SecretStr:
@@ -117,6 +131,24 @@ class Settings(BaseSettings):
         except ValueError:
             # Never the value itself: it may carry a password.
             raise ValueError("must be a URL such as redis://host:6379/0, rediss://… or unix://…") from None
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _are_fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from cryptography.fernet import Fernet
+
+        for n, key in enumerate(value.get_secret_value().split(","), start=1):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                # Never the key itself.
+                raise ValueError(
+                    f"key {n} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                    "make one with `odeus-triggers secrets generate-key`"
+                ) from None
         return value
 
     @field_validator("public_origin")

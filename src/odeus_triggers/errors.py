@@ -138,6 +138,11 @@ class TriggerNotFound(ApiError):
     default_detail = "Trigger not found in this integration."
 
 
+class SubscriptionNotFound(ApiError):
+    status, code, title = 404, "subscription_not_found", "Not found"
+    default_detail = "Subscription not found for this trigger."
+
+
 class NotFound(ApiError):
     status, code, title = 404, "not_found", "Not found"
     default_detail = "No such route."

@@ -22,7 +22,7 @@ from odeus_triggers.config import Settings
 from odeus_triggers.db.migrate import upgrade_to_head
 from odeus_triggers.db.sql import is_outage
 
-from support.helpers import assert_problem, create_path, make_tenant
+from support.helpers import TEST_ENCRYPTION_KEY, assert_problem, create_path, make_tenant
 from support.throwaway_postgres import ThrowawayPostgres, find_binary
 
 UNDER_CI = os.environ.get("CI") == "true"
@@ -59,7 +59,8 @@ def test_outage_classification(exc, outage):
 def make_settings(database_url: str, **overrides: object) -> Settings:
     # Not conftest's: `from conftest import` may find tests/polling/conftest.py first.
     values: dict[str, object] = {"database_url": database_url, "rate_limit": "100000/minute",
-                                 "rate_limit_unauthenticated": "100000/minute", **overrides}
+                                 "rate_limit_unauthenticated": "100000/minute",
+                                 "encryption_keys": TEST_ENCRYPTION_KEY, **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 

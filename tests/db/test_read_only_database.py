@@ -17,6 +17,7 @@ from odeus_triggers.db.migrate import upgrade_to_head
 from odeus_triggers.triggers.examples import SEED_TRIGGER
 
 from support.helpers import (
+    TEST_ENCRYPTION_KEY,
     Tenant,
     admin_execute,
     assert_problem,
@@ -42,7 +43,8 @@ def read_only_url() -> Iterator[str]:
 
 def _settings(url: str) -> Settings:
     return Settings(  # type: ignore[arg-type]
-        database_url=url, rate_limit="100000/minute", rate_limit_unauthenticated="100000/minute"
+        database_url=url, rate_limit="100000/minute", rate_limit_unauthenticated="100000/minute",
+        encryption_keys=TEST_ENCRYPTION_KEY,
     )
 
 

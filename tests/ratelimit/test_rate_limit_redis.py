@@ -21,7 +21,7 @@ import pytest
 from odeus_triggers.ratelimit.counter import RateCounter
 from odeus_triggers.ratelimit.policies import Policies
 
-from support.helpers import create_path, make_tenant
+from support.helpers import TEST_ENCRYPTION_KEY, create_path, make_tenant
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -86,7 +86,7 @@ def _burst(origin: str, path: str, auth: dict[str, str], count: int) -> list[htt
 @pytest.fixture
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS_") and k != "REDIS_URL"}
-    env.update(DATABASE_URL=database_url, ODEUS_LOG_LEVEL="INFO", ODEUS_RATE_LIMIT="10/minute",
+    env.update(DATABASE_URL=database_url, ODEUS_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY, ODEUS_LOG_LEVEL="INFO", ODEUS_RATE_LIMIT="10/minute",
                ODEUS_RATE_LIMIT_UNAUTHENTICATED="100000/minute")
     return env
 

@@ -12,6 +12,10 @@ from odeus_triggers.app import create_app
 from odeus_triggers.auth import admin
 from odeus_triggers.auth.scopes import Scope
 from odeus_triggers.integrations.service import create_integration
+from odeus_triggers.secretbox import generate_key
+
+# One keyring for the run's databases: every app, served process and CLI call of the run opens their secrets.
+TEST_ENCRYPTION_KEY = generate_key()
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -162,6 +166,7 @@ def served(env: dict[str, str], log_path: Any, timeout: float = 60, workers: int
 
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
+    env = {"ODEUS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..sandbox import SandboxPool
 from ..sandbox.verdicts import SyntaxVerdicts
+from ..secretbox import Keyring
 
 
 async def get_engine(request: Request) -> AsyncEngine:
@@ -29,3 +30,10 @@ async def get_syntax_verdicts(request: Request) -> SyntaxVerdicts:
 
 
 SyntaxVerdictsDep = Annotated[SyntaxVerdicts, Depends(get_syntax_verdicts)]
+
+
+async def get_keyring(request: Request) -> Keyring:
+    return request.app.state.keyring
+
+
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from . import addresses, charsets
+from ..egress import addresses
+from . import charsets
 from .contracts import SandboxLimits, format_bytes
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

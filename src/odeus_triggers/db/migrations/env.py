@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from odeus_triggers.config import get_settings
-from odeus_triggers.db import tables  # noqa: F401  (registers the tables)
+from odeus_triggers.db import runtime_tables, tables  # noqa: F401  (registers the tables)
 from odeus_triggers.db.engine import Base, make_engine
 
 config = context.config

@@ -1,4 +1,4 @@
-"""Which IP addresses polling code may fetch from.
+"""Which IP addresses outbound requests (polling code's `fetch`, webhook deliveries) may reach.
 
 The rule is "globally routable unicast only". Python's ``is_global`` alone is
 not enough: it calls multicast global, and it does not look inside IPv6 forms
