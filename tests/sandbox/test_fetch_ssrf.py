@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from odeus_triggers.sandbox import Fetcher, FetchError, SandboxLimits
 from odeus_triggers.egress.addresses import is_public, public_only
+from odeus_triggers.sandbox import Fetcher, FetchError, SandboxLimits
 from odeus_triggers.sandbox.fetcher import FetchBudget, system_resolver
 
 REFUSED_ADDRESSES = [
