@@ -86,7 +86,8 @@ def _burst(origin: str, path: str, auth: dict[str, str], count: int) -> list[htt
 @pytest.fixture
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS_") and k != "REDIS_URL"}
-    env.update(DATABASE_URL=database_url, ODEUS_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY, ODEUS_LOG_LEVEL="INFO", ODEUS_RATE_LIMIT="10/minute",
+    env.update(DATABASE_URL=database_url, ODEUS_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
+               ODEUS_LOG_LEVEL="INFO", ODEUS_RATE_LIMIT="10/minute",
                ODEUS_RATE_LIMIT_UNAUTHENTICATED="100000/minute")
     return env
 
