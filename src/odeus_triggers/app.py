@@ -27,6 +27,8 @@ from .idempotency.service import IdempotencyStore
 from .integrations.access import IntegrationDirectory
 from .integrations.router import router as integrations_router
 from .integrations.schemas import IntegrationIn
+from .integrations.secrets_router import router as integration_secrets_router
+from .integrations.secrets_schemas import IntegrationSecretsIn
 from .ops.logs import configure_logging
 from .ops.metrics import Metrics
 from .ops.router import router as ops_router
@@ -36,14 +38,18 @@ from .sandbox import SandboxPool
 from .sandbox.limits import sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
 from .secretbox import Keyring, KeyringError, keyring_from_settings
+from .subscriptions.router import router as subscriptions_router
+from .subscriptions.schemas import SubscriptionCreate, SubscriptionPatch
+from .subscriptions.service import pause_invalid_subscriptions
 from .triggers.dry_run import router as dry_run_router
+from .triggers.hooks import TriggerHooks
 from .triggers.router import router as triggers_router
 from .triggers.schemas import TestRunIn, TriggerIn
 
 # The request bodies: each route parses its own body, so FastAPI does not see them.
 log = logging.getLogger("odeus_triggers.app")
 
-OPENAPI_MODELS = (Problem, TriggerIn, IntegrationIn, TestRunIn)
+OPENAPI_MODELS = (Problem, TriggerIn, IntegrationIn, TestRunIn, IntegrationSecretsIn, SubscriptionCreate, SubscriptionPatch)
 
 DESCRIPTION = """
 Server-to-server API for defining **triggers**: named event monitors with input fields and
@@ -112,7 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    mount_api(app, (integrations_router, triggers_router, dry_run_router))
+    app.state.trigger_hooks = TriggerHooks(after_update=(pause_invalid_subscriptions,))
+    mount_api(
+        app,
+        (integrations_router, triggers_router, dry_run_router, integration_secrets_router, subscriptions_router),
+    )
     app.include_router(ops_router)
     install_docs(app)
     install_handlers(app)

@@ -4,7 +4,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError, PydanticKnownError
@@ -172,3 +172,11 @@ class ResponseModel(BaseModel):
 class TriggerType(StrEnum):
     POLLING = "POLLING"
     WEBHOOK = "WEBHOOK"
+
+
+def without_null_defaults(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for request models: drop `default: null` from the properties, which
+    TypeScript generators read as "always present" and so make the field required."""
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop, dict) and "default" in prop and prop["default"] is None:
+            del prop["default"]

@@ -36,3 +36,12 @@ async def trigger_id_param(
 
 IntegrationId = Annotated[uuid.UUID, Depends(integration_id_param)]
 TriggerId = Annotated[uuid.UUID, Depends(trigger_id_param)]
+
+
+async def subscription_id_param(
+    subscriptionId: Annotated[str, Path(description="UUID of the subscription", json_schema_extra=UUID_SCHEMA)],
+) -> uuid.UUID:
+    return parse_uuid(subscriptionId, "subscriptionId")
+
+
+SubscriptionId = Annotated[uuid.UUID, Depends(subscription_id_param)]

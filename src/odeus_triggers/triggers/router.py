@@ -87,7 +87,9 @@ async def create_trigger(
         "Replaces the whole configuration of a trigger, with the same body as Create Trigger: "
         "fields left out return to their defaults, and the input fields are replaced. The id and "
         "the slug never change, so workflows that refer to the trigger keep working after a "
-        "rename. Requires the `INTEGRATION_API` scope.\n"
+        "rename. Active subscriptions whose inputs no longer fit the new input fields become `paused_errors` "
+        "with `pausedReason: \"inputs_invalid\"`; the update itself still succeeds. Requires the "
+        "`INTEGRATION_API` scope.\n"
         + polling_docs.SAVE_CHECK
         + polling_docs.SANDBOX
     ),
@@ -103,7 +105,9 @@ async def update_trigger(
     engine: EngineDep,
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
-    return JSONResponse(await service.update_trigger(engine, integration_id, trigger_id, body))
+    updated = await service.update_trigger(engine, integration_id, trigger_id, body)
+    await request.app.state.trigger_hooks.updated(engine, integration_id, trigger_id)
+    return JSONResponse(updated)
 
 
 @router.delete(

@@ -1,0 +1,1 @@
+"""Subscriptions: one use of a trigger, with its inputs, secrets and webhook (RUNTIME.md)."""
