@@ -3,21 +3,31 @@
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import Row, Table, delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..api.pagination import Page
 from ..db.runtime_tables import Subscription, SubscriptionSecret
-from ..db.sql import upsert_insert
+from ..db.sql import upsert_insert, violated_constraint
 from ..db.tables import Trigger
+from ..errors import TriggerNotFound
 
 subscriptions = cast(Table, Subscription.__table__)
 secrets = cast(Table, SubscriptionSecret.__table__)
 triggers = cast(Table, Trigger.__table__)
 
 SecretNames = dict[uuid.UUID, list[tuple[str, datetime]]]
+
+
+def raise_if_trigger_gone(exc: IntegrityError) -> NoReturn:
+    """The trigger was deleted between its check and the insert: 404, as if it had been first."""
+    name = violated_constraint(exc)
+    if "fk_subscriptions_trigger_id" in name or "FOREIGN KEY" in name:
+        raise TriggerNotFound() from None
+    raise exc
 
 
 def _scoped(integration_id: uuid.UUID, trigger_id: uuid.UUID) -> Any:
@@ -28,7 +38,10 @@ async def insert_subscription(
     engine: AsyncEngine, values: dict[str, Any], sealed_secrets: Mapping[str, str], now: datetime
 ) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(subscriptions).values(**values))
+        try:
+            await conn.execute(insert(subscriptions).values(**values))
+        except IntegrityError as exc:
+            raise_if_trigger_gone(exc)
         if sealed_secrets:
             await conn.execute(
                 insert(secrets),
