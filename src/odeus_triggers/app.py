@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keyring = keyring
         app.state.key_verifier = KeyVerifier(engine, settings.auth_cache_seconds)
         app.state.integrations = IntegrationDirectory(engine)
-        app.state.idempotency = IdempotencyStore(engine)
+        app.state.idempotency = IdempotencyStore(engine, keyring)
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         app.state.rate_counter = RateCounter(redis_url, settings.rate_limit_key_prefix)
         await app.state.rate_counter.start()

@@ -226,7 +226,7 @@ async def test_an_expired_record_is_ignored_and_purged(app, client, tenant):
             update(IdempotencyRecord).where(IdempotencyRecord.key == "k-purge")
             .values(expires_at=utcnow() - timedelta(hours=1))
         )
-    assert await IdempotencyStore(app.state.engine).purge_expired() >= 1
+    assert await IdempotencyStore(app.state.engine, app.state.keyring).purge_expired() >= 1
     async with app.state.engine.connect() as conn:
         keys_left = (
             await conn.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.key.in_(["k-purge", "k-expired"])))

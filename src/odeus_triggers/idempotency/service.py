@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..db.sql import upsert_insert
 from ..db.tables import IdempotencyRecord
 from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from ..secretbox import Keyring
 from ..timestamps import as_utc, utcnow
 
 log = logging.getLogger("odeus_triggers.idempotency")
@@ -65,16 +66,22 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+def response_context(record_id: uuid.UUID) -> str:
+    return f"idempotency-response:{record_id}"
+
+
 class IdempotencyStore:
     def __init__(
         self,
         engine: AsyncEngine,
+        keyring: Keyring,
         *,
         lifetime: timedelta = KEY_LIFETIME,
         abandoned_after: timedelta = ABANDONED_AFTER,
         purge_probability: float = PURGE_PROBABILITY,
     ) -> None:
         self._engine = engine
+        self._keyring = keyring
         self.lifetime = lifetime
         self.abandoned_after = abandoned_after
         self.purge_probability = purge_probability
@@ -136,14 +143,16 @@ class IdempotencyStore:
                 return Claim(claim_id)
             if row.status is None:
                 raise IdempotencyKeyInUse()
-            return Replay(row.status, row.response_body or "")
+            body = self._keyring.open(row.response_body, response_context(row.id)) if row.response_body else ""
+            return Replay(row.status, body)
 
     async def complete(self, claim: Claim, status: int, body: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(records)
                 .where(records.c.id == claim.id, records.c.status.is_(None))
-                .values(status=status, response_body=body)
+                # Sealed: a create's answer can hold a secret shown once (a subscription's signing secret).
+                .values(status=status, response_body=self._keyring.seal(body, response_context(claim.id)))
             )
 
     async def release(self, claim: Claim) -> None:
