@@ -1,4 +1,4 @@
-"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | serve`."""
+"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | secrets | serve`."""
 
 import argparse
 import asyncio
@@ -12,11 +12,13 @@ from sqlalchemy import func, select
 
 from .auth import admin
 from .auth.scopes import Scope
+from .cli_secrets import add_secrets_commands, check_keyring
 from .config import DEFAULT_DATABASE_URL, Settings, get_settings
 from .db.engine import make_engine
 from .db.migrate import upgrade_to_head
 from .db.tables import Workspace
 from .integrations.service import create_integration
+from .secretbox import KeyringError, SealBroken
 from .timestamps import iso_z
 
 T = TypeVar("T")
@@ -129,6 +131,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from .ops.metrics import share_between_workers
 
     asyncio.run(upgrade_to_head(settings))
+    check_keyring(settings)
     if settings.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
         result = _engine_call(settings, _first_run_bootstrap)
         if result is not None:
@@ -190,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_integrations_create)
 
+    add_secrets_commands(sub)
+
     p = sub.add_parser("serve", help="apply migrations, then serve the API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -202,13 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "expires_in_days", None) is not None and args.expires_in_days <= 0:
         sys.exit("odeus-triggers: error: --expires-in-days must be a positive number of days")
-    try:
-        settings = get_settings()
-    except Exception as exc:  # a bad environment variable: name it, without echoing values
-        sys.exit(f"odeus-triggers: error: invalid configuration: {_config_problem(exc)}")
+    settings = None
+    if getattr(args, "needs_settings", True):
+        try:
+            settings = get_settings()
+        except Exception as exc:  # a bad environment variable: name it, without echoing values
+            sys.exit(f"odeus-triggers: error: invalid configuration: {_config_problem(exc)}")
     try:
         args.func(args, settings)
-    except admin.AdminError as exc:
+    except (admin.AdminError, KeyringError, SealBroken) as exc:
         sys.exit(f"odeus-triggers: error: {exc}")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -52,7 +52,7 @@ class Keyring:
         """The same sealed value under the newest key (raises SealBroken if no key opens it)."""
         try:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
-        except InvalidToken:
+        except (InvalidToken, UnicodeEncodeError):
             raise SealBroken("no configured key opens this value") from None
 
 
