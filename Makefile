@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck migrate bench clean lock
+.PHONY: run test lint typecheck migrate bench bench-subscriptions clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ clean:
 ## Benchmark against the reference ceilings (needs wrk and the local Postgres; not part of the tests).
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py
+
+## Subscription creates/s next to trigger creates/s, one service, same run (wrk and the local Postgres).
+bench-subscriptions: $(VENV)/.installed-test
+	$(BIN)/python bench/subscription_creates.py
 
 ## Regenerate requirements.lock (the image's pinned, hash-checked dependencies) after changing
 ## [project].dependencies; pip-tools runs from a throwaway environment, never from .venv.

@@ -21,7 +21,7 @@ from ..timestamps import as_utc, iso_z, utcnow
 from ..triggers.body import CODE_FIELD
 from ..triggers.inputs import RunnableTrigger, load_runnable
 from ..triggers.poll_time import parse_poll_time
-from . import store
+from . import store, store_pg
 from .input_values import checked_inputs, shown, stored_input_errors
 from .schemas import SubscriptionCreate, SubscriptionPatch, SubscriptionStatus
 
@@ -112,11 +112,34 @@ async def _runnable(engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: 
     return trigger
 
 
+class _TriggerChanged(Exception):
+    """The cached trigger is no longer the stored one: nothing was inserted."""
+
+
 async def create_subscription(
     engine: AsyncEngine, keyring: Keyring, rules: Rules, workspace_id: uuid.UUID,
     integration_id: uuid.UUID, trigger_id: uuid.UUID, body: SubscriptionCreate,
 ) -> dict[str, Any]:
+    args = (engine, keyring, rules, workspace_id, integration_id, trigger_id, body)
+    cached = store_pg.cached_runnable(engine, integration_id, trigger_id)
+    if cached is not None:
+        try:
+            return await _create(*args, cached, cached.version)
+        except (_TriggerChanged, ValidationFailed):
+            # A 400 from a cached copy may be about fields the trigger no longer has: only a
+            # fresh read may answer it.
+            store_pg.forget(integration_id, trigger_id)
     trigger = await _runnable(engine, integration_id, trigger_id)
+    store_pg.remember(engine, integration_id, trigger_id, trigger)
+    return await _create(*args, trigger, None)
+
+
+async def _create(
+    engine: AsyncEngine, keyring: Keyring, rules: Rules, workspace_id: uuid.UUID,
+    integration_id: uuid.UUID, trigger_id: uuid.UUID, body: SubscriptionCreate,
+    trigger: RunnableTrigger, cached_version: datetime | None,
+) -> dict[str, Any]:
+    """Validate against `trigger` and insert; with `cached_version`, only if the trigger is still at it."""
     subscription_id = uuid.uuid4()
     stored, errors = checked_inputs(trigger.inputs, body.inputs, keyring=keyring, subscription_id=subscription_id, kept={})
     errors += _secret_errors(body.secrets)
@@ -144,7 +167,11 @@ async def create_subscription(
         "consecutive_invalid_outputs": 0, "last_error": None, "delivery_failing_since": None,
         "created_at": now, "updated_at": now,
     }
-    await store.insert_subscription(engine, values, _sealed_secrets(keyring, subscription_id, body.secrets or {}), now)
+    sealed = _sealed_secrets(keyring, subscription_id, body.secrets or {})
+    if cached_version is None:
+        await store.insert_subscription(engine, values, sealed, now)
+    elif not await store_pg.insert_subscription(engine, cached_version, values, sealed, now):
+        raise _TriggerChanged()
     names = [(n, now) for n in sorted(body.secrets or {})]
     return {"subscription": render(_Row(values), names), "signingSecret": signing_secret}
 
@@ -211,7 +238,10 @@ async def update_subscription(
         values: dict[str, Any] = {"updated_at": now}
         target, status_errors = _status_change(body, row.status)
         errors += status_errors
-        if body.inputs is not None:
+        # Inputs sent back exactly as read are no change: a subscription paused because the trigger's
+        # fields changed can still be read and sent back (to change its webhook, say) as it is.
+        inputs_changed = body.inputs is not None and body.inputs != shown(row.inputs, row.sealed_inputs)
+        if body.inputs is not None and inputs_changed:
             stored, input_problems = checked_inputs(
                 trigger.inputs, body.inputs, keyring=keyring, subscription_id=row.id, kept=row.sealed_inputs
             )

@@ -8,6 +8,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +34,9 @@ class InputSpec:
 class RunnableTrigger:
     polling_code: str | None
     inputs: tuple[InputSpec, ...]
+    # The trigger's `updated_at`, which every change of its code or fields moves: a copy kept
+    # elsewhere is still right exactly while the row still has this value.
+    version: datetime | None = None
 
 
 async def load_runnable(engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID) -> RunnableTrigger:
@@ -50,7 +54,7 @@ async def load_runnable(engine: AsyncEngine, integration_id: uuid.UUID, trigger_
         for row in rows
         if row.slug is not None
     )
-    return RunnableTrigger(rows[0].polling_code, specs)
+    return RunnableTrigger(rows[0].polling_code, specs, rows[0].updated_at)
 
 
 def input_path(key: str) -> str:

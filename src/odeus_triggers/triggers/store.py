@@ -128,6 +128,7 @@ async def runnable_rows(engine: AsyncEngine, integration_id: uuid.UUID, trigger_
     stmt = (
         select(
             triggers.c.polling_code,
+            triggers.c.updated_at,
             fields.c.slug,
             fields.c.type,
             fields.c.required,
