@@ -112,10 +112,6 @@ async def test_a_warm_create_costs_one_round_trip_in_the_service(app, client, te
     assert row is not None and row["inputs"] == INPUTS and row["status"] == "active"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the route's remember_password_inputs reads the trigger with load_runnable (BEGIN, SELECT, ROLLBACK) before "
-    "the service; store_pg.current_or_cached_runnable answers it from the same cache"
-))
 async def test_a_warm_create_request_costs_one_round_trip(app, client, tenant):
     trigger_id = await create_trigger(client, tenant)
     await _warm_every_pooled_connection(app, client, tenant, trigger_id)

@@ -39,3 +39,8 @@ def secret_map_errors(secrets: Mapping[str, object], field: str = "secrets") -> 
 
 def too_many(count: int, field: str = "secrets") -> FieldError:
     return FieldError(field=field, message=f"would hold {count} secrets once merged; the most is {MAX_SECRETS}")
+
+
+def secret_values_of(secrets: Mapping[str, object] | None) -> list[str]:
+    """The string values of a `secrets` body, for redaction (a merge's null carries no value)."""
+    return [v for v in (secrets or {}).values() if isinstance(v, str)]

@@ -20,6 +20,7 @@ from ..errors import (
     ValidationFailed,
     responses_for,
 )
+from ..ops.redaction import remember_secrets
 from .access import authorize_integration
 from .secret_rules import MAX_SECRETS, MAX_VALUE_BYTES, secret_map_errors
 from .secrets import list_secrets, merge_secrets
@@ -64,6 +65,7 @@ async def update_integration_secrets(
     engine: EngineDep,
     keyring: KeyringDep,
 ) -> JSONResponse:
+    remember_secrets(v for v in body.secrets.values() if v is not None)
     await authorize_integration(caller, integration_id, request)
     return JSONResponse({"secrets": await merge_secrets(engine, keyring, integration_id, body.secrets)})
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from ..config import Settings
+from .redaction import RedactingFilter
 
 APP_LOGGER = "odeus_triggers"
 JSON_HANDLER = "odeus_json"
@@ -64,7 +65,8 @@ class JsonFormatter(logging.Formatter):
                 line[key] = self._clean(value)
         if record.exc_info and record.exc_info[0] is not None:
             line["exc_type"] = record.exc_info[0].__name__
-            line["traceback"] = self.scrub(self.formatException(record.exc_info))
+            # RedactingFilter leaves its redacted rendering in exc_text; formatting anew would undo it.
+            line["traceback"] = self.scrub(record.exc_text or self.formatException(record.exc_info))
         elif record.exc_text:
             line["traceback"] = self.scrub(record.exc_text)
         return json.dumps(line)
@@ -105,8 +107,28 @@ def _json_handler() -> logging.Handler | None:
     return None
 
 
+# Loggers whose handlers, if a host application gave them any, must redact too; the rest of the
+# library loggers propagate to the root's handlers or, with none, to logging.lastResort.
+_COVERED_LOGGERS = ("", APP_LOGGER, "uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "sqlalchemy.engine")
+
+
+def _add_redaction(handler: logging.Handler) -> None:
+    if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+        handler.addFilter(RedactingFilter())
+
+
+def install_redaction() -> None:
+    """Put a RedactingFilter on every handler that the app's, uvicorn's and sqlalchemy's records reach."""
+    for name in _COVERED_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            _add_redaction(handler)
+    if logging.lastResort is not None:
+        _add_redaction(logging.lastResort)
+
+
 def configure_logging(settings: Settings) -> None:
-    """Give the app's loggers a JSON handler on stderr, once per process, at ODEUS_LOG_LEVEL.
+    """Give the app's loggers a JSON handler on stderr, once per process, at ODEUS_LOG_LEVEL, and
+    make every handler redact the secret values of the operation that logs (see `redaction`).
 
     `odeus-triggers serve` has already installed it through uvicorn's log config (see
     `uvicorn_log_config`); this only adds the secrets of these settings to it.
@@ -119,6 +141,7 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
     handler.formatter.add_secrets(*settings_secrets(settings))  # type: ignore[union-attr]
+    install_redaction()
 
 
 def uvicorn_log_config(level: str) -> dict[str, Any]:
@@ -128,7 +151,8 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {JSON_HANDLER: {"()": StderrHandler, "formatter": "json"}},
+        "filters": {"redact": {"()": RedactingFilter}},
+        "handlers": {JSON_HANDLER: {"()": StderrHandler, "formatter": "json", "filters": ["redact"]}},
         "loggers": {
             "uvicorn": json_handler,
             "uvicorn.error": {"level": level},

@@ -24,6 +24,8 @@ from ..errors import (
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
 from ..integrations.access import authorize_integration
+from ..integrations.secret_rules import secret_values_of
+from ..ops.redaction import remember_secrets
 from . import service
 from .schemas import (
     SubscriptionCreate,
@@ -81,11 +83,15 @@ async def create_subscription(
     caller: IntegrationCaller, integration_id: IntegrationId, trigger_id: TriggerId, body: CreateBody,
     idempotency: IdempotencyDep, request: Request, engine: EngineDep, keyring: KeyringDep,
 ) -> Response:
+    remember_secrets(secret_values_of(body.secrets))
+
     async def create() -> JSONResponse:
         await authorize_integration(caller, integration_id, request)
         created = await service.create_subscription(
             engine, keyring, rules_of(request), caller.workspace_id, integration_id, trigger_id, body
         )
+        remember_secrets([created["signingSecret"]])
+        # Not redacted: this answer is the one place the signing secret is shown.
         return JSONResponse(created, status_code=201)
 
     return await idempotency.run(create)
@@ -141,6 +147,7 @@ async def update_subscription(
     caller: IntegrationCaller, integration_id: IntegrationId, trigger_id: TriggerId,
     subscription_id: SubscriptionId, body: PatchBody, request: Request, engine: EngineDep, keyring: KeyringDep,
 ) -> JSONResponse:
+    remember_secrets(secret_values_of(body.secrets) if isinstance(body.secrets, dict) else [])
     await authorize_integration(caller, integration_id, request)
     updated = await service.update_subscription(
         engine, keyring, rules_of(request), integration_id, trigger_id, subscription_id, body

@@ -16,10 +16,11 @@ from ..api.pagination import Page, encode_cursor
 from ..egress.destinations import destination_problem
 from ..errors import FieldError, SubscriptionNotFound, TriggerNotFound, ValidationFailed
 from ..integrations.secret_rules import MAX_SECRETS, secret_map_errors, too_many
+from ..ops.redaction import remember_secrets
 from ..secretbox import Keyring
 from ..timestamps import as_utc, iso_z, utcnow
 from ..triggers.body import CODE_FIELD
-from ..triggers.inputs import RunnableTrigger, load_runnable
+from ..triggers.inputs import RunnableTrigger, load_runnable, password_values_of
 from ..triggers.poll_time import parse_poll_time
 from . import store, store_pg
 from .input_values import checked_inputs, shown, stored_input_errors
@@ -141,6 +142,8 @@ async def _create(
 ) -> dict[str, Any]:
     """Validate against `trigger` and insert; with `cached_version`, only if the trigger is still at it."""
     subscription_id = uuid.uuid4()
+    # The trigger's fields say which inputs are PASSWORD values: from here on, no log line shows them.
+    remember_secrets(password_values_of(trigger.inputs, body.inputs))
     stored, errors = checked_inputs(trigger.inputs, body.inputs, keyring=keyring, subscription_id=subscription_id, kept={})
     errors += _secret_errors(body.secrets)
     if body.secrets and len(body.secrets) > MAX_SECRETS:
@@ -226,6 +229,7 @@ async def update_subscription(
     integration_id: uuid.UUID, trigger_id: uuid.UUID, subscription_id: uuid.UUID, body: SubscriptionPatch,
 ) -> dict[str, Any]:
     trigger = await load_runnable(engine, integration_id, trigger_id)
+    remember_secrets(password_values_of(trigger.inputs, body.inputs or {}))
     changes = body.secrets if isinstance(body.secrets, dict) else None  # the list form is read-only
     early = _secret_errors(changes) + _interval_errors(body.intervalSeconds, rules)
     early += await _webhook_errors(body.webhookUrl, rules)

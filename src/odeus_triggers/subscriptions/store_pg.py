@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.runtime_tables import Subscription
-from ..triggers.inputs import RunnableTrigger, load_runnable
+from ..triggers.inputs import RunnableTrigger
 from ..triggers.store_pg import with_driver
 
 subscriptions = cast(Table, Subscription.__table__)
@@ -114,16 +114,3 @@ async def insert_subscription(
 
     return bool(await with_driver(engine, work))
 
-
-async def current_or_cached_runnable(
-    engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID
-) -> RunnableTrigger:
-    """The trigger as the create path sees it, without a round trip when cached: for a reader that
-    can live with a copy up to the cache's TTL old (the create itself re-checks its version)."""
-    cached = cached_runnable(engine, integration_id, trigger_id)
-    if cached is not None:
-        return cached
-    trigger = await load_runnable(engine, integration_id, trigger_id)
-    if trigger.polling_code is not None:
-        remember(engine, integration_id, trigger_id, trigger)
-    return trigger

@@ -1,8 +1,9 @@
 """POST …/triggers/{triggerId}/test: run a trigger's polling code once, on demand, in the sandbox.
 
 Nothing is stored: not the events, not a poll time. The code's own failures are a 200 with
-`ok: false`; only the request's problems are HTTP errors. The secrets of the request are handed
-to the sandbox and to nothing else (not to a log line, not to an error body).
+`ok: false`; only the request's problems are HTTP errors. The secrets (the integration's, with the
+request's over them) are handed to the sandbox and to nothing else: the code may print or throw
+them, so the whole result is redacted before it is answered, and so is every log line of the request.
 """
 
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ..api.deps import EngineDep, SandboxDep
+from ..api.deps import EngineDep, KeyringDep, SandboxDep
 from ..api.json_body import json_body, openapi_body
 from ..api.params import IntegrationId, TriggerId
 from ..auth.caller import IntegrationCaller
@@ -29,10 +30,13 @@ from ..errors import (
     responses_for,
 )
 from ..integrations.access import authorize_integration
+from ..integrations.secret_rules import secret_values_of
+from ..integrations.secrets import integration_secret_values
+from ..ops.redaction import redact_json, remember_secrets
 from ..sandbox import RunResult, SandboxBusy, SandboxUnavailable
 from . import polling_docs
 from .body import CODE_FIELD, SANDBOX_RETRY_AFTER_S, sandbox_unavailable
-from .inputs import input_errors, load_runnable
+from .inputs import input_errors, load_runnable, password_values_of
 from .poll_time import parse_poll_time
 from .schemas import TestRunIn, TestRunOut
 
@@ -68,7 +72,10 @@ RESULT_EXAMPLES = {
 DESCRIPTION = (
     "Runs the trigger's stored polling code once, in the sandbox, with the `inputs`, `secrets` and "
     "`lastPollTime` of the request, and answers with the events it returned, its console output and "
-    "its error. Events are not stored and nothing is marked as polled, so it can be called as often "
+    "its error. The code sees the integration's stored secrets with the request's `secrets` merged "
+    "over them by name (the request's value wins). Every secret value and PASSWORD input value in "
+    "the answer (events, logs, error) is replaced with `[redacted]`. "
+    "Events are not stored and nothing is marked as polled, so it can be called as often "
     "as needed while writing the code. The body may be empty. Requires the `INTEGRATION_API` scope.\n"
     + polling_docs.RUN_ERRORS
     + polling_docs.SANDBOX
@@ -148,10 +155,13 @@ async def test_trigger(
     body: TestRunBody,
     request: Request,
     engine: EngineDep,
+    keyring: KeyringDep,
     sandbox: SandboxDep,
 ) -> JSONResponse:
+    remember_secrets(secret_values_of(body.secrets))
     await authorize_integration(caller, integration_id, request)
     trigger = await load_runnable(engine, integration_id, trigger_id)
+    remember_secrets(password_values_of(trigger.inputs, body.inputs))
     # The inputs can only be judged against the trigger's fields, so these 400s come after the 404.
     errors = input_errors(trigger.inputs, body.inputs)
     code = trigger.polling_code
@@ -160,13 +170,15 @@ async def test_trigger(
     if code is None or errors:
         raise ValidationFailed.of(errors)
     last_poll_time = parse_poll_time(body.lastPollTime) if body.lastPollTime is not None else None
+    secrets = {**await integration_secret_values(engine, keyring, integration_id), **body.secrets}
+    remember_secrets(secrets.values())
     try:
         result = await sandbox.run(
-            code, inputs=body.inputs, secrets=body.secrets, last_poll_time=last_poll_time,
+            code, inputs=body.inputs, secrets=secrets, last_poll_time=last_poll_time,
             tenant=str(caller.workspace_id),
         )
     except SandboxBusy as exc:
         raise RateLimited(f"Too many test runs at once: {exc}; retry shortly.", SANDBOX_RETRY_AFTER_S) from None
     except SandboxUnavailable:
         raise sandbox_unavailable() from None
-    return JSONResponse(render(result))
+    return JSONResponse(redact_json(render(result)))

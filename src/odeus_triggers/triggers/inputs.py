@@ -113,3 +113,10 @@ def input_errors(specs: tuple[InputSpec, ...], inputs: dict[str, Any]) -> list[F
         what = "1 key that is not an input field" if n == 1 else f"{n:,} keys that are not input fields"
         errors.insert(1, FieldError(field="inputs", message=f"has {what} of this trigger; {hint}"))
     return errors
+
+
+def password_values_of(specs: tuple[InputSpec, ...], inputs: dict[str, Any]) -> list[str]:
+    """The values given to the PASSWORD fields of `specs`, for redaction; anything not a string
+    (`{"set": true}`, a wrong type that the checks refuse) is no secret."""
+    slugs = {s.slug for s in specs if s.type == FieldType.PASSWORD}
+    return [v for slug, v in inputs.items() if slug in slugs and isinstance(v, str)]
