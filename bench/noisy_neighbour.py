@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from run import BIN, PG, RESULT, ROOT, free_port, median_of, psql, start, stop, wait_http
 
 DB = "odeus_bench_neighbour"
@@ -116,6 +117,8 @@ def main() -> None:
            "ODEUS_RATE_LIMIT": "100000000/minute", "ODEUS_RATE_LIMIT_UNAUTHENTICATED": "100000000/minute",
            "ODEUS_LOG_LEVEL": "WARNING", "ODEUS_POLLING_TIMEOUT_SECONDS": "10"}
     env.pop("REDIS_URL", None)
+    # Serve refuses Postgres without a keyring; a throwaway one is enough for a benchmark database.
+    env.setdefault("ODEUS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     subprocess.run([str(BIN / "odeus-triggers"), "migrate"], env=env, check=True, capture_output=True)
     victim, attacker = bootstrap(env, "neighbour-b"), bootstrap(env, "attacker-a")
     port = free_port()

@@ -26,6 +26,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
@@ -123,6 +125,8 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": service_url, "ODEUS_RATE_LIMIT": "100000000/minute",
            "ODEUS_RATE_LIMIT_UNAUTHENTICATED": "100000000/minute", "ODEUS_LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
+    # Serve refuses Postgres without a keyring; a throwaway one is enough for a benchmark database.
+    env.setdefault("ODEUS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     subprocess.run([str(BIN / "odeus-triggers"), "migrate"], env=env, check=True, capture_output=True)
     boot = json.loads(subprocess.run([str(BIN / "odeus-triggers"), "bootstrap", "--workspace", "bench", "--json"],
                                      env=env, check=True, capture_output=True, text=True).stdout)
