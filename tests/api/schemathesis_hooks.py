@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/test_schemathesis.py (loaded by the `schemathesis` CLI, not by pytest).
+"""Schemathesis hooks for tests/api/test_schemathesis.py (loaded by the `schemathesis` CLI, not by pytest).
 
 Three rules of the trigger body in the contract cannot be written in JSON Schema, so a body the
 schema accepts may still rightly get 400, and `positive_data_acceptance` would report it:
@@ -30,12 +30,40 @@ The test run of a trigger checks `inputs` against that trigger's stored input fi
 fuzzer cannot know; positive test-run bodies carry no `inputs`, so that in the run pinned to a
 trigger whose input fields are all optional, every one of them must be accepted.
 
-Negative components are left exactly as generated. Each adjusted component still satisfies the
+The subscription and secrets routes add rules of the same kind, each brought within in the same way:
+
+- A `webhookUrl` must pass the address guard: a host that resolves, to public addresses only.
+  The schema says its form (scheme, length, no white space) but not where the host points, and
+  the fuzzer's hosts would need DNS (there is none in CI, and a lookup is slow). A positive URL
+  becomes `http(s)://93.184.215.14/h/<n>/` (a public address literal, so no lookup) followed by
+  the generated text after `://`, percent-encoded, so that its characters still reach the database.
+- `inputs` are checked against the input fields of the trigger the path names, as for a test run.
+  The pinned subscription triggers have TEST_RUN_TRIGGER's fields (`projectId`, TEXT, and
+  `priorityFilter`, SELECT), none required: positive `inputs` keep one generated string, as
+  `projectId`, and a `priorityFilter` that is one of its options, and nothing else (so no PASSWORD
+  `{"set": true}` either, which needs a stored value).
+- A secret value is at most 8 KiB of UTF-8; the schema can only say 8,192 characters. A positive
+  value is cut, at a character boundary, to 8,192 bytes.
+- A merge (PUT an integration's secrets, PATCH a subscription's) may leave at most 50 names stored,
+  which depends on what earlier requests stored. Positive merge bodies set at most 50 distinct names
+  in the whole run (a later new name is replaced by one already set; deletions are kept), so that no
+  integration or subscription ever holds more.
+- A PATCH `status` may be the current one (ignored) or `active`/`paused`; the current one is state.
+  The pinned subscription is only ever active or paused, so a positive `paused_errors` or
+  `disabled` (refused unless current) is dropped.
+- A `cursor` is one that the list returned (opaque, and checked): a positive one is dropped, so the
+  first page is asked for.
+
+Negative components are left exactly as generated. For these routes, a component that the case's
+metadata does not mark negative counts as positive: the documented examples, which carry no
+generation mode and reach the hooks through `before_add_examples`, are valid requests (the create
+example's host, `workflows.example.com`, would need DNS). Each adjusted component still satisfies the
 schema (Schemathesis revalidates a case after a hook changes it).
 """
 
 import itertools
 from typing import Any
+from urllib.parse import quote
 
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
@@ -45,6 +73,7 @@ from odeus_triggers.triggers.slugs import field_slug
 IDEMPOTENT_OPERATIONS = {
     ("POST", "/integrations/v1/create"),
     ("POST", "/integrations/v1/{integrationId}/triggers/create"),
+    ("POST", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"),
 }
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
@@ -57,6 +86,19 @@ TEST_RUN_OPERATION = ("POST", "/integrations/v1/{integrationId}/triggers/{trigge
 POLLING_CODE_MAX = 1000
 NAME_MAX = 100
 _name_numbers = itertools.count(1)
+
+SUBSCRIPTIONS = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"
+CREATE_SUBSCRIPTION = ("POST", SUBSCRIPTIONS)
+UPDATE_SUBSCRIPTION = ("PATCH", SUBSCRIPTIONS + "/{subscriptionId}")
+UPDATE_INTEGRATION_SECRETS = ("PUT", "/integrations/v1/{integrationId}/secrets")
+PUBLIC_ADDRESS = "93.184.215.14"
+WEBHOOK_URL_MAX = 2048
+SECRET_VALUE_MAX_BYTES = 8 * 1024
+MAX_SECRETS = 50
+CHANGEABLE_STATUSES = {"active", "paused"}
+PRIORITY_OPTIONS = ("all", "high", "medium", "low")
+_url_numbers = itertools.count(1)
+_set_secret_names: list[str] = []
 
 
 def as_comment(code: str) -> str:
@@ -113,10 +155,66 @@ def _unique_options(field: dict[str, Any]) -> dict[str, Any]:
     return {**field, "options": kept}
 
 
+def public_webhook_url(url: str) -> str:
+    """`url` pointed at a public address literal, its generated text kept (encoded) in the path."""
+    scheme, _, rest = url.partition("://")
+    head = f"{scheme.lower()}://{PUBLIC_ADDRESS}/h/{next(_url_numbers)}/"
+    # Surrogates cannot be percent-encoded as UTF-8; the rest of the text can.
+    tail = quote(rest.encode("utf-8", "replace"), safe="")[: WEBHOOK_URL_MAX - len(head)]
+    cut = tail.rfind("%", len(tail) - 2)  # an escape cut short
+    return head + (tail[:cut] if cut >= 0 else tail)
+
+
+def pinned_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    kept = {"priorityFilter": inputs["priorityFilter"]} if inputs.get("priorityFilter") in PRIORITY_OPTIONS else {}
+    text = next((v for k, v in inputs.items() if k != "priorityFilter" and isinstance(v, str)), None)
+    return kept if text is None else {"projectId": text, **kept}
+
+
+def within_bytes(value: str, limit: int = SECRET_VALUE_MAX_BYTES) -> str:
+    size = 0
+    for i, ch in enumerate(value):
+        size += len(ch.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            return value[:i]
+    return value
+
+
+def within_secret_limits(secrets: dict[str, Any], merge: bool) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, value in secrets.items():
+        if isinstance(value, str):
+            value = within_bytes(value)
+            if merge and name not in _set_secret_names:
+                if len(_set_secret_names) < MAX_SECRETS:
+                    _set_secret_names.append(name)
+                else:
+                    name = _set_secret_names[len(kept) % MAX_SECRETS]
+        kept.setdefault(name, value)
+    return kept
+
+
+def subscription_within_contract(body: dict[str, Any], merge: bool) -> dict[str, Any]:
+    body = dict(body)
+    if isinstance(body.get("webhookUrl"), str):
+        body["webhookUrl"] = public_webhook_url(body["webhookUrl"])
+    if isinstance(body.get("inputs"), dict):
+        body["inputs"] = pinned_inputs(body["inputs"])
+    if isinstance(body.get("secrets"), dict):
+        body["secrets"] = within_secret_limits(body["secrets"], merge)
+    if isinstance(body.get("status"), str) and body["status"] not in CHANGEABLE_STATUSES:
+        del body["status"]
+    return body
+
+
 def unique_key(key: str) -> str:
     """`key` made unique in this run, still 1 to 255 printable ASCII characters."""
     suffix = f"~{next(_key_numbers)}"
     return key[: IDEMPOTENCY_KEY_MAX - len(suffix)] + suffix
+
+
+def _is_not_negative(case: Any, location: ParameterLocation) -> bool:
+    return case.meta is None or not case.meta.is_negative_at(location)
 
 
 def _is_positive(case: Any, location: ParameterLocation) -> bool:
@@ -141,4 +239,18 @@ def map_case(context: Any, case: Any) -> Any:
     if operation == TEST_RUN_OPERATION and isinstance(case.body, dict) and "inputs" in case.body:
         if _is_positive(case, ParameterLocation.BODY):
             case.body = {k: v for k, v in case.body.items() if k != "inputs"}
+    if operation in (CREATE_SUBSCRIPTION, UPDATE_SUBSCRIPTION, UPDATE_INTEGRATION_SECRETS):
+        if isinstance(case.body, dict) and _is_not_negative(case, ParameterLocation.BODY):
+            merge = operation != CREATE_SUBSCRIPTION
+            adjusted = subscription_within_contract(case.body, merge)
+            if adjusted != case.body:
+                case.body = adjusted
+    if case.query and "cursor" in case.query and _is_not_negative(case, ParameterLocation.QUERY):
+        case.query = {k: v for k, v in case.query.items() if k != "cursor"}
     return case
+
+
+@schemathesis.hook
+def before_add_examples(context: Any, examples: list[Any]) -> None:
+    # The documented examples never reach `map_case`; they are valid requests, so the same rules apply.
+    examples[:] = [map_case(context, case) for case in examples]

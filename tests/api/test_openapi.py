@@ -113,3 +113,76 @@ async def test_docs_page_loads_nothing_from_elsewhere(client):
         served = await client.get(asset)
         assert served.status_code == 200, asset
     assert (await client.get("/docs/assets/no-such-file.js")).status_code == 404
+
+
+NEW_OPERATION_IDS = {
+    ("post", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"): "createSubscription",
+    ("get", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"): "listSubscriptions",
+    ("get", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"): "getSubscription",
+    ("patch", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"): "updateSubscription",
+    ("delete", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"): "deleteSubscription",
+    ("put", "/integrations/v1/{integrationId}/secrets"): "updateIntegrationSecrets",
+    ("get", "/integrations/v1/{integrationId}/secrets"): "listIntegrationSecrets",
+}
+NEW_REQUEST_SCHEMAS = ("SubscriptionCreate", "SubscriptionPatch", "IntegrationSecretsIn")
+
+
+def test_new_operations_have_short_camel_case_ids(document):
+    # Client generators name their methods after operationId: FastAPI's default
+    # (`create_subscription_integrations_v1_…_post`) would become the SDK's method name.
+    for (method, path), expected in NEW_OPERATION_IDS.items():
+        assert document["paths"][path][method]["operationId"] == expected, f"{method.upper()} {path}"
+    ids = [operation.get("operationId") for _path, _method, operation in operations(document)]
+    assert all(re.fullmatch(r"[a-z][a-zA-Z]{2,39}", i) for i in NEW_OPERATION_IDS.values())
+    assert len(set(ids)) == len(ids), "operationIds are not unique"
+
+
+def _schemas_with_default_null(schema, where):
+    if isinstance(schema, dict):
+        if "default" in schema and schema["default"] is None:
+            yield where
+        for key, value in schema.items():
+            yield from _schemas_with_default_null(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            yield from _schemas_with_default_null(value, f"{where}[{i}]")
+
+
+def test_new_request_schemas_have_no_null_defaults(document):
+    # TypeScript generators read `default: null` as "always present", making optional fields required.
+    for name in NEW_REQUEST_SCHEMAS:
+        schema = document["components"]["schemas"][name]
+        assert schema["properties"], name
+        assert not list(_schemas_with_default_null(schema, name))
+
+
+def _untyped_any_of(schema, where):
+    if isinstance(schema, dict):
+        for branch in schema.get("anyOf", []):
+            if not ({"type", "$ref", "anyOf"} & set(branch)):
+                yield where
+        for key, value in schema.items():
+            yield from _untyped_any_of(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            yield from _untyped_any_of(value, f"{where}[{i}]")
+
+
+def test_new_request_schemas_have_only_typed_any_of_branches(document):
+    for name in NEW_REQUEST_SCHEMAS:
+        assert not list(_untyped_any_of(document["components"]["schemas"][name], name))
+
+
+def test_new_operations_declare_their_problem_errors(document):
+    for (method, path) in NEW_OPERATION_IDS:
+        responses = document["paths"][path][method]["responses"]
+        for status, code in (("400", "validation_error"), ("401", "unauthorized"), ("403", "insufficient_scope"),
+                             ("404", "integration_not_found")):
+            response = responses.get(status)
+            assert response, f"{method.upper()} {path} does not declare {status}"
+            assert response["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert f"`{code}`" in response["description"], f"{method.upper()} {path} {status} lacks {code}"
+        if "/triggers/" in path:
+            assert "`trigger_not_found`" in responses["404"]["description"] or "subscriptionId" in path, path
+        if "{subscriptionId}" in path:
+            assert "`subscription_not_found`" in responses["404"]["description"], path

@@ -9,26 +9,34 @@ response_headers_conformance, response_schema_conformance, negative_data_rejecti
 positive_data_acceptance, missing_required_header, unsupported_method, allow_header_conformance,
 use_after_free, ensure_resource_availability, ignored_auth, object_level_authorization).
 
+The service runs with `ODEUS_MIN_INTERVAL_SECONDS=1`, which the contract allows tests, so that
+the schema's `intervalSeconds` minimum (1; an operator may set a higher one) is the server's.
+
 It runs twice:
 
-1. `test_fuzz_with_generated_ids`, at the root base URL: integration and trigger ids are the
-   fuzzer's own (random UUIDs and strings, mostly 400 and 404; plus the ids it captures from the
-   responses of its own creates).
+1. `test_fuzz_with_generated_ids`, at the root base URL: integration, trigger and subscription ids
+   are the fuzzer's own (random UUIDs and strings, mostly 400 and 404; plus the ids it captures
+   from the responses of its own creates).
 2. `test_fuzz_with_pinned_ids`, at `/api/public`: every operation is pinned to a real integration
-   (and the trigger routes to real triggers), so that bodies pass the existence checks and reach
-   the database. PUT and the test run use an integration of their own, so that the fuzzer's
-   DELETEs (which take the trigger ids it captures) cannot remove their triggers.
+   (and the trigger and subscription routes to real triggers and subscriptions), so that bodies
+   pass the existence checks and reach the database. PUT and the test run use an integration of
+   their own, so that the fuzzer's DELETEs (which take the trigger ids it captures) cannot remove
+   their triggers. Likewise, GET and PATCH of one subscription use a subscription of a trigger of
+   their own, so that the fuzzer's subscription DELETEs (on the trigger that its creates and
+   lists use, with the subscription ids they return) cannot remove it.
 
 Each asserts that the run ended with no failure and no error, and prints its figures.
 
 What the fuzzer is taught, and why (the rules JSON Schema cannot express), is in
-tests/schemathesis_hooks.py. One check is relaxed, for one operation, in run 1 only:
-`positive_data_acceptance` accepts 400 from `POST …/triggers/{triggerId}/test`. A test run checks
-its `inputs` against the input fields stored on the trigger, and refuses to run a trigger that has
-no polling code (both 400, as documented for the route): these depend on which trigger the id
-names, not on the request, so no request schema can say which bodies are valid. In run 1 the ids
-are whatever the fuzzer finds; in run 2 the trigger is known (no required input, polling code
-set), and the check applies in full.
+tests/api/schemathesis_hooks.py. One check is relaxed, for three operations, in run 1 only:
+`positive_data_acceptance` accepts 400 from `POST …/triggers/{triggerId}/test`,
+`POST …/triggers/{triggerId}/subscriptions` and `PATCH …/subscriptions/{subscriptionId}`. A test
+run, a subscription's create and its PATCH check `inputs` against the input fields stored on the
+trigger, and refuse a trigger that has no polling code (both 400, as documented for the routes):
+these depend on which trigger the id names, not on the request, so no request schema can say which
+bodies are valid. In run 1 the ids are whatever the fuzzer finds (its own triggers, with random
+required fields); in run 2 the triggers are known (no required input, polling code set), and the
+check applies in full.
 """
 
 import json
@@ -54,11 +62,20 @@ RUN_TIMEOUT_S = 30 * 60
 
 TEST_RUN = "POST /integrations/v1/{integrationId}/triggers/{triggerId}/test"
 UPDATE = "PUT /integrations/v1/{integrationId}/triggers/{triggerId}"
+SUBSCRIPTIONS = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"
+CREATE_SUBSCRIPTION = f"POST {SUBSCRIPTIONS}"
+LIST_SUBSCRIPTIONS = f"GET {SUBSCRIPTIONS}"
+GET_SUBSCRIPTION = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}"
+UPDATE_SUBSCRIPTION = f"PATCH {SUBSCRIPTIONS}/{{subscriptionId}}"
+DELETE_SUBSCRIPTION = f"DELETE {SUBSCRIPTIONS}/{{subscriptionId}}"
+# The operations whose valid bodies depend on the trigger the path names (see the module docstring).
+TRIGGER_DEPENDENT = (TEST_RUN, CREATE_SUBSCRIPTION, UPDATE_SUBSCRIPTION)
 # Schemathesis's defaults for positive_data_acceptance, plus 400 (see the module docstring).
-TEST_RUN_ACCEPTED_STATUSES = ["2XX", "3XX", "400", "401", "403", "404", "409", "429", "5XX"]
+ACCEPTED_WITH_400 = ["2XX", "3XX", "400", "401", "403", "404", "409", "429", "5XX"]
 
-# The trigger the pinned test runs use: it has polling code, and the input fields of the
-# operation's documented example, none of them required.
+# The trigger the pinned test runs and subscriptions use: it has polling code, and the input
+# fields of the operations' documented examples, none of them required (schemathesis_hooks.py
+# gives positive subscription bodies inputs of these fields).
 TEST_RUN_TRIGGER = {
     "name": "Pinned test run",
     "pollingCode": "return [{ id: 1, projectId: inputs.projectId ?? null, since: lastPollTime }];",
@@ -79,6 +96,8 @@ def service_env(database_url: str) -> dict[str, str]:
         ODEUS_RATE_LIMIT="100000000/minute",
         ODEUS_RATE_LIMIT_UNAUTHENTICATED="100000000/minute",
         ODEUS_POLLING_TIMEOUT_SECONDS="2",
+        # The contract lets tests lower the shortest poll interval to 1, so the schema's minimum is the server's.
+        ODEUS_MIN_INTERVAL_SECONDS="1",
     )
     return env
 
@@ -142,7 +161,7 @@ def fuzz(origin: str, base: str, api_key: str, config: str, workdir: Path, capsy
         )
     if done.returncode != 0 or report["failures"] or report["errors"] or not report["complete"]:
         pytest.fail(f"schemathesis exited with {done.returncode}:\n{_failures_section(done.stdout)}", pytrace=False)
-    assert operations["tested"] == operations["total"] == 7, operations
+    assert operations["tested"] == operations["total"] == 14, operations
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
         assert report["phases"][phase]["status"] == "success", report["phases"]
     return report
@@ -157,11 +176,11 @@ def _failures_section(output: str, limit: int = 30000) -> str:
 
 def test_fuzz_with_generated_ids(service, service_env, tmp_path, capsys):
     tenant = bootstrap(service_env)
-    config = f"""
+    config = "".join(f"""
 [[operations]]
-include-name = {toml_string(TEST_RUN)}
-checks.positive_data_acceptance.expected-statuses = {json.dumps(TEST_RUN_ACCEPTED_STATUSES)}
-"""
+include-name = {toml_string(name)}
+checks.positive_data_acceptance.expected-statuses = {json.dumps(ACCEPTED_WITH_400)}
+""" for name in TRIGGER_DEPENDENT)
     fuzz(service, "", tenant["apiKey"], config, tmp_path, capsys, "generated ids")
 
 
@@ -180,6 +199,14 @@ def test_fuzz_with_pinned_ids(service, service_env, tmp_path, capsys):
 
         update_trigger = trigger({"name": "Pinned update", "pollingCode": "return [];"})
         test_run_trigger = trigger(TEST_RUN_TRIGGER)
+        subscribed_trigger = trigger({**TEST_RUN_TRIGGER, "name": "Pinned subscriptions"})
+        kept_trigger = trigger({**TEST_RUN_TRIGGER, "name": "Pinned subscription"})
+        kept = api.post(
+            f"/integrations/v1/{pinned_integration}/triggers/{kept_trigger}/subscriptions",
+            json={"inputs": {"projectId": "proj_1"}, "webhookUrl": "https://93.184.215.14/h/kept"},
+        )
+        assert kept.status_code == 201, kept.text
+        kept_subscription = kept.json()["subscription"]["id"]
 
     config = f"""
 [parameters]
@@ -192,12 +219,29 @@ parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.
 [[operations]]
 include-name = {toml_string(TEST_RUN)}
 parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(test_run_trigger)} }}
-"""
+""" + "".join(f"""
+[[operations]]
+include-name = {toml_string(name)}
+parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(subscribed_trigger)} }}
+""" for name in (CREATE_SUBSCRIPTION, LIST_SUBSCRIPTIONS, DELETE_SUBSCRIPTION)) + "".join(f"""
+[[operations]]
+include-name = {toml_string(name)}
+parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(kept_trigger)}, \
+"path.subscriptionId" = {toml_string(kept_subscription)} }}
+""" for name in (GET_SUBSCRIPTION, UPDATE_SUBSCRIPTION))
     fuzz(service, "/api/public", tenant["apiKey"], config, tmp_path, capsys, "pinned ids")
 
     # The bodies did reach the database: the fuzzer's triggers are there, and so are the pinned ones.
     with httpx.Client(base_url=service, headers=auth, trust_env=False, timeout=30) as api:
         fuzzed = api.get(f"/integrations/v1/{tenant['integrationId']}").json()["integration"]["triggers"]
         pinned = {t["id"] for t in api.get(f"/integrations/v1/{pinned_integration}").json()["integration"]["triggers"]}
+        subscribed = api.get(f"/integrations/v1/{pinned_integration}/triggers/{subscribed_trigger}/subscriptions",
+                             params={"limit": 200}).json()["subscriptions"]
+        still_kept = api.get(f"/integrations/v1/{pinned_integration}/triggers/{kept_trigger}/subscriptions/"
+                             f"{kept_subscription}")
+        secrets = api.get(f"/integrations/v1/{tenant['integrationId']}/secrets").json()["secrets"]
     assert len(fuzzed) >= 20, f"only {len(fuzzed)} triggers were created by the fuzzer"
-    assert {update_trigger, test_run_trigger} <= pinned
+    assert {update_trigger, test_run_trigger, subscribed_trigger, kept_trigger} <= pinned
+    assert len(subscribed) >= 10, f"only {len(subscribed)} subscriptions are left of the fuzzer's creates"
+    assert still_kept.status_code == 200, still_kept.text
+    assert secrets, "no integration secret was stored by the fuzzer"

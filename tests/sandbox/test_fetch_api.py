@@ -186,4 +186,5 @@ async def test_a_same_origin_redirect_keeps_every_header(api, owner, apis):
     result = await run(api, owner, redirect_code(a.url("/redirect?to=/echo"), headers), secrets={"API_KEY": SECRET})
     assert result["events"][0]["url"] == a.url("/echo")
     seen = echoed_headers(result)
-    assert seen["x-api-key"] == SECRET and seen["x-trace"] == "plain" and seen["authorization"] == f"Bearer {SECRET}"
+    # The echo carries the secret back, and the test run's answer redacts it: so it was sent as it is.
+    assert seen["x-api-key"] == "[redacted]" and seen["x-trace"] == "plain" and seen["authorization"] == "Bearer [redacted]"

@@ -23,6 +23,7 @@ _MESSAGES = {
     "missing": "is required",
     "string_type": "must be a string",
     "bool_type": "must be true or false",
+    "int_type": "must be an integer",
     "list_type": "must be an array",
     "model_type": "must be an object",
     "dict_type": "must be an object",

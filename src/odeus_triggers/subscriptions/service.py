@@ -24,10 +24,9 @@ from ..triggers.inputs import RunnableTrigger, load_runnable, password_values_of
 from ..triggers.poll_time import parse_poll_time
 from . import store, store_pg
 from .input_values import checked_inputs, shown, stored_input_errors
-from .schemas import SubscriptionCreate, SubscriptionPatch, SubscriptionStatus
+from .schemas import MAX_INTERVAL_S, SubscriptionCreate, SubscriptionPatch, SubscriptionStatus
 
 DEFAULT_INTERVAL_S = 300
-MAX_INTERVAL_S = 86_400
 CHANGEABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
 
 
