@@ -90,6 +90,10 @@ def exercise(bin_dir: Path, database_url: str, label: str, work: Path) -> None:
     say(f"{label}: migrate from a directory with a decoy migrations/: {out.strip()}")
 
     empty = Path(tempfile.mkdtemp(dir=work, prefix="empty-"))
+    if not database_url.startswith("sqlite"):
+        # Serve refuses Postgres without a keyring; SQLite makes its own key file beside the database.
+        env["ODEUS_ENCRYPTION_KEYS"] = run(cli, "secrets", "generate-key", env=env, cwd=empty).strip()
+        say(f"{label}: secrets generate-key gave a keyring")
     port = free_port()
     server = subprocess.Popen([cli, "serve", "--port", str(port)], cwd=empty, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -56,6 +56,9 @@ class CodeError:
     message: str
     line: int | None = None
     column: int | None = None
+    # What kind of failure, for a poll's outcome: "error" (thrown, or the sandbox failed),
+    # "timeout", "memory_limit", or "invalid_output" (the result is not a valid array of events).
+    kind: str = "error"
 
 
 @dataclass
@@ -89,7 +92,7 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def code_error(message: object, line: object, column: object) -> CodeError:
+def code_error(message: object, line: object, column: object, kind: str = "error") -> CodeError:
     """A CodeError from what a worker reported, trusting none of its types or values."""
 
     def position(value: object) -> int | None:
@@ -100,4 +103,4 @@ def code_error(message: object, line: object, column: object) -> CodeError:
         return int(value)
 
     text = message if isinstance(message, str) and message else "Polling code failed"
-    return CodeError(message=text[:4096], line=position(line), column=position(column))
+    return CodeError(message=text[:4096], line=position(line), column=position(column), kind=kind)

@@ -210,13 +210,14 @@ class SandboxPool:
                     break
         except TooDeep:
             return RunResult(
-                ok=False, error=CodeError("Result is nested too deeply to be read"), duration_ms=elapsed_ms()
+                ok=False, error=CodeError("Result is nested too deeply to be read", kind="invalid_output"),
+                duration_ms=elapsed_ms(),
             )
         except TimeoutError:
             await self._runs.discard(slot)
             return RunResult(
                 ok=False,
-                error=CodeError(f"Polling code exceeded the {format_seconds(limits.wall_time_s)} time limit"),
+                error=CodeError(f"Polling code exceeded the {format_seconds(limits.wall_time_s)} time limit", kind="timeout"),
                 duration_ms=elapsed_ms(),
             )
         except WorkerGone:
@@ -229,7 +230,8 @@ class SandboxPool:
                 error=CodeError(
                     "Polling code crashed the sandbox"
                     + (f" (worker exit status {returncode})" if returncode is not None else "")
-                    + f"; it may have exceeded the {format_bytes(limits.memory_bytes)} memory limit"
+                    + f"; it may have exceeded the {format_bytes(limits.memory_bytes)} memory limit",
+                    kind="memory_limit",
                 ),
                 duration_ms=elapsed_ms(),
             )
@@ -263,12 +265,13 @@ class SandboxPool:
             try:
                 events = validate_events(outcome.get("value"), limits)
             except InvalidResult as exc:
-                return RunResult(ok=False, logs=logs, error=CodeError(str(exc)), duration_ms=duration_ms)
+                return RunResult(ok=False, logs=logs, error=CodeError(str(exc), kind="invalid_output"), duration_ms=duration_ms)
             return RunResult(ok=True, events=events, logs=logs, duration_ms=duration_ms)
         error = outcome.get("error")
         if not isinstance(error, dict):
             error = {}
         kind = error.get("kind")
+        failure = {"timeout": "timeout", "memory": "memory_limit", "result": "invalid_output"}.get(str(kind), "error")
         detail = error.get("message") if isinstance(error.get("message"), str) else ""
         line, column = error.get("line"), error.get("column")
         if kind == "timeout":
@@ -288,4 +291,4 @@ class SandboxPool:
         else:
             message = "The sandbox failed to run the polling code" + (f" ({detail})" if detail else "")
             line = column = None
-        return RunResult(ok=False, logs=logs, error=code_error(message, line, column), duration_ms=duration_ms)
+        return RunResult(ok=False, logs=logs, error=code_error(message, line, column, failure), duration_ms=duration_ms)
