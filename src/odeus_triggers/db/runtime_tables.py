@@ -92,6 +92,8 @@ class Subscription(Base):
     lease_epoch: Mapped[int] = mapped_column(Integer)
     # Set by a claim, cleared by the completion: while in the future, a poll is running.
     lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The due time the last claim replaced with its lease: the scheduling lag is measured from it.
+    claimed_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_polled_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_succeeded_at: Mapped[datetime | None] = mapped_column(Timestamp)
     consecutive_failures: Mapped[int] = mapped_column(Integer)

@@ -1,15 +1,19 @@
 """Small helpers over the two supported databases, and the two rules that read their errors:
 which failures are outages (503) and which constraint violations are the client's (409, 404)."""
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
+from sqlalchemy import DateTime, Interval, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import ApiError, IntegrationNotFound, TriggerNameConflict
+from ..timestamps import utcnow
 from .tables import NAME_INDEX
 
 
@@ -78,3 +82,30 @@ def raise_for_constraint(exc: BaseException) -> NoReturn:
     if error is None:
         raise exc
     raise error from None
+
+
+@dataclass(frozen=True, slots=True)
+class DbClock:
+    """Time in a statement, from the database's clock: `now()` on Postgres, so that every worker
+    agrees on what is due whatever its own clock says. The embedded SQLite has no clock of its own;
+    the one process that uses it gives its own."""
+
+    now: Any
+
+    def plus(self, seconds: float) -> Any:
+        return self.now + literal(timedelta(seconds=seconds), Interval())
+
+
+def db_clock(conn: AsyncConnection) -> DbClock:
+    if conn.dialect.name == "postgresql":
+        return DbClock(func.now())
+    at = utcnow()
+    return _PythonClock(literal(at, DateTime(timezone=True)), at)
+
+
+@dataclass(frozen=True, slots=True)
+class _PythonClock(DbClock):
+    at: datetime
+
+    def plus(self, seconds: float) -> Any:
+        return literal(self.at + timedelta(seconds=seconds), DateTime(timezone=True))

@@ -165,6 +165,7 @@ async def _create(
         "signing_secret": keyring.seal(signing_secret, signing_context(subscription_id)),
         "previous_signing_secret": None, "previous_signing_secret_until": None,
         "last_poll_time": None, "seeded_at": None, "next_poll_at": now, "lease_epoch": 0, "lease_expires_at": None,
+        "claimed_due_at": None,
         "last_polled_at": None, "last_succeeded_at": None, "consecutive_failures": 0, "failing_since": None,
         "consecutive_invalid_outputs": 0, "last_error": None, "delivery_failing_since": None,
         "created_at": now, "updated_at": now,

@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("next_poll_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_epoch", sa.Integer(), nullable=False),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_polled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_succeeded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),

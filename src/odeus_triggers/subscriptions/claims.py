@@ -1,0 +1,112 @@
+"""Claiming subscriptions to poll, and fencing what a poll writes (RUNTIME.md, "Scheduling").
+
+A claim moves `next_poll_at` forward by a lease and bumps `lease_epoch`, in one statement that
+skips rows another worker holds. Whoever completes a poll writes only where the epoch is still
+the one it claimed. A worker that dies leaves its rows due again when the lease runs out: there is
+no reaper, leader or lock table.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.runtime_tables import Subscription
+from ..db.sql import db_clock
+from ..timestamps import as_utc
+
+subscriptions = cast(Table, Subscription.__table__)
+# Literal, not a bound parameter, so that the planner can prove the partial index applies.
+_ACTIVE = text("subscriptions.status = 'active'")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    integration_id: uuid.UUID
+    trigger_id: uuid.UUID
+    lease_epoch: int
+    due: datetime | None
+    started_at: datetime
+
+
+def _claimed(rows: Sequence[Any]) -> list[Claimed]:
+    return [
+        Claimed(r.id, r.workspace_id, r.integration_id, r.trigger_id, r.lease_epoch,
+                as_utc(r.due) if r.due is not None else None, as_utc(r.started_at))
+        for r in rows
+    ]
+
+
+async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[Claimed]:
+    """Up to `limit` due active subscriptions, the oldest due first, leased to the caller."""
+    clock = db_clock(conn)
+    due = (
+        select(subscriptions.c.id)
+        .where(_ACTIVE, subscriptions.c.next_poll_at <= clock.now)
+        .order_by(subscriptions.c.next_poll_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    lease_end = clock.plus(lease_s)
+    stmt = (
+        update(subscriptions)
+        .where(subscriptions.c.id.in_(due.scalar_subquery()))
+        # SET reads the row as it was: claimed_due_at keeps the due time that the lease replaces.
+        .values(
+            claimed_due_at=subscriptions.c.next_poll_at, next_poll_at=lease_end, lease_expires_at=lease_end,
+            lease_epoch=subscriptions.c.lease_epoch + 1,
+        )
+        .returning(
+            subscriptions.c.id, subscriptions.c.workspace_id, subscriptions.c.integration_id,
+            subscriptions.c.trigger_id, subscriptions.c.lease_epoch, subscriptions.c.claimed_due_at.label("due"),
+            clock.now.label("started_at"),
+        )
+    )
+    return _claimed((await conn.execute(stmt)).all())
+
+
+async def claim_one(conn: AsyncConnection, subscription_id: uuid.UUID, lease_s: float) -> Claimed | None:
+    """Lease one subscription now, whatever its due time or pause (a poll-now); None if it is not
+    there, is disabled, or a poll of it holds a lease."""
+    clock = db_clock(conn)
+    lease_end = clock.plus(lease_s)
+    stmt = (
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == subscription_id,
+            subscriptions.c.status != "disabled",
+            or_(subscriptions.c.lease_expires_at.is_(None), subscriptions.c.lease_expires_at <= clock.now),
+        )
+        # next_poll_at moves too, so that the scheduler does not claim it meanwhile; the
+        # completion sets it again.
+        .values(
+            claimed_due_at=clock.now, next_poll_at=lease_end, lease_expires_at=lease_end,
+            lease_epoch=subscriptions.c.lease_epoch + 1,
+        )
+        .returning(
+            subscriptions.c.id, subscriptions.c.workspace_id, subscriptions.c.integration_id,
+            subscriptions.c.trigger_id, subscriptions.c.lease_epoch, clock.now.label("due"),
+            clock.now.label("started_at"),
+        )
+    )
+    claimed = _claimed((await conn.execute(stmt)).all())
+    return claimed[0] if claimed else None
+
+
+async def give_back(conn: AsyncConnection, claims: Sequence[Claimed]) -> None:
+    """Hand leases back unused (a worker stopping): due at once, for any worker."""
+    if not claims:
+        return
+    clock = db_clock(conn)
+    stmt = (
+        update(subscriptions)
+        .where(subscriptions.c.id == bindparam("b_id"), subscriptions.c.lease_epoch == bindparam("b_epoch"))
+        .values(next_poll_at=clock.now, lease_expires_at=None)
+    )
+    await conn.execute(stmt, [{"b_id": c.id, "b_epoch": c.lease_epoch} for c in claims])

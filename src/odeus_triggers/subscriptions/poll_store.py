@@ -1,0 +1,173 @@
+"""The SQL of one poll: what it needs to run, and its fenced result (RUNTIME.md, "Polling").
+
+The result is one transaction: the events (the unique key decides which are new; nothing is
+SELECTed first), their outbox rows, the subscription's state, and the poll-run record. It writes
+only while the claim's `lease_epoch` is still the stored one; otherwise it rolls back and only a
+`lease_lost` run is recorded.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, case, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..db.runtime_tables import PollRun, Subscription, SubscriptionSecret, TriggerEvent
+from ..db.sql import DbClock, db_clock, upsert_insert
+from ..db.tables import Trigger
+from .claims import Claimed
+from .schedule import PauseRule
+
+subscriptions = cast(Table, Subscription.__table__)
+subscription_secrets = cast(Table, SubscriptionSecret.__table__)
+triggers = cast(Table, Trigger.__table__)
+events = cast(Table, TriggerEvent.__table__)
+poll_runs = cast(Table, PollRun.__table__)
+
+# Rows per INSERT of a seeding poll (up to 1,000 events): well under SQLite's variable limit.
+SEED_CHUNK = 200
+
+
+class LeaseLost(Exception):
+    """Another claim took the subscription: this poll's result must not be written."""
+
+
+async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> Any:
+    stmt = (
+        select(
+            subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
+            subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
+            subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
+        )
+        .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
+        .where(subscriptions.c.id == subscription_id)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def subscription_secret_tokens(conn: AsyncConnection, subscription_id: uuid.UUID) -> list[tuple[str, str]]:
+    rows = await conn.execute(
+        select(subscription_secrets.c.name, subscription_secrets.c.token).where(
+            subscription_secrets.c.subscription_id == subscription_id
+        )
+    )
+    return [(name, token) for name, token in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    id: str  # msg_…
+    key: str
+    body: str | None  # None for a seeded event: it is never sent
+
+
+async def insert_events(
+    conn: AsyncConnection, subscription_id: uuid.UUID, candidates: Sequence[NewEvent], state: str, now: datetime
+) -> set[str]:
+    """Insert the events that are new, and touch `last_seen_at` of those already seen; returns the
+    ids of the new ones. An existing row keeps its own id, so the returned id tells them apart."""
+    if not candidates:
+        return set()
+    rows = [
+        {
+            "id": e.id, "subscription_id": subscription_id, "event_key": e.key, "state": state, "body": e.body,
+            "first_seen_at": now, "last_seen_at": now, "attempts": 0, "last_status": None, "last_error": None,
+            "next_attempt_at": now if state == "pending" else None, "lease_epoch": 0, "lease_expires_at": None,
+            "delivered_at": None,
+        }
+        for e in candidates
+    ]
+    stmt = upsert_insert(conn, events).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["subscription_id", "event_key"], set_={"last_seen_at": stmt.excluded.last_seen_at}
+    ).returning(events.c.id)
+    offered = {e.id for e in candidates}
+    return {row_id for (row_id,) in await conn.execute(stmt) if row_id in offered}
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a finished poll writes to its subscription."""
+
+    success: bool
+    capped: bool
+    seeded: bool
+    invalid_output: bool
+    error: dict[str, Any] | None
+    next_in_s: float
+
+
+def _state_values(claim: Claimed, done: Completion, clock: DbClock, rule: PauseRule) -> dict[str, Any]:
+    now = clock.now
+    values: dict[str, Any] = {
+        "lease_expires_at": None, "last_polled_at": now, "updated_at": now, "next_poll_at": clock.plus(done.next_in_s),
+    }
+    if done.success:
+        values.update(
+            consecutive_failures=0, failing_since=None, consecutive_invalid_outputs=0, last_error=None,
+            last_succeeded_at=now,
+        )
+        if done.seeded:
+            values["seeded_at"] = now
+        if not done.capped:
+            # The start of this poll, by the database's clock: the next poll covers what came after.
+            values["last_poll_time"] = claim.started_at
+        return values
+    failures = subscriptions.c.consecutive_failures + 1
+    invalid = subscriptions.c.consecutive_invalid_outputs + 1 if done.invalid_output else literal(0)
+    failing_since = func.coalesce(subscriptions.c.failing_since, claim.started_at)
+    stuck_invalid = invalid >= rule.invalid_outputs
+    stuck_failing = and_(failures >= rule.failures, failing_since <= clock.plus(-rule.failing_s))
+    pause = and_(subscriptions.c.status == "active", stuck_invalid | stuck_failing)
+    values.update(
+        consecutive_failures=failures, consecutive_invalid_outputs=invalid, failing_since=failing_since,
+        last_error=done.error,
+        status=case((pause, "paused_errors"), else_=subscriptions.c.status),
+        paused_reason=case(
+            (and_(pause, stuck_invalid), "invalid_output"), (pause, "failing"), else_=subscriptions.c.paused_reason
+        ),
+    )
+    return values
+
+
+async def finish(conn: AsyncConnection, claim: Claimed, done: Completion, rule: PauseRule) -> None:
+    """The fenced write of the subscription's state; raises LeaseLost when the lease is gone."""
+    stmt = (
+        update(subscriptions)
+        .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
+        .values(**_state_values(claim, done, db_clock(conn), rule))
+        .returning(subscriptions.c.id)
+    )
+    if (await conn.execute(stmt)).first() is None:
+        raise LeaseLost()
+
+
+async def record_run(conn: AsyncConnection | AsyncEngine, run: dict[str, Any]) -> None:
+    if isinstance(conn, AsyncEngine):
+        async with conn.begin() as c:
+            await c.execute(insert(poll_runs).values(**run))
+    else:
+        await conn.execute(insert(poll_runs).values(**run))
+
+
+async def release_lease(engine: AsyncEngine, claim: Claimed, retry_in_s: float) -> None:
+    """The poll could not run at all (the sandbox is down): due again soon, nothing counted."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
+            .values(lease_expires_at=None, next_poll_at=db_clock(conn).plus(retry_in_s))
+        )
+
+
+async def pause(conn: AsyncConnection, claim: Claimed, reason: str) -> None:
+    """Problems that will not fix themselves (the trigger's fields or code changed): paused now,
+    if it is active; a paused or disabled subscription keeps its status until it is resumed."""
+    await conn.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == claim.id, subscriptions.c.status == "active")
+        .values(status="paused_errors", paused_reason=reason)
+    )
