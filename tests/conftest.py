@@ -118,7 +118,9 @@ def is_postgres(database_url: str) -> bool:
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {"database_url": database_url, "rate_limit": "100000/minute",
                                  "rate_limit_unauthenticated": "100000/minute", "encryption_keys": TEST_ENCRYPTION_KEY,
-                                 "min_interval_seconds": 1}
+                                 "min_interval_seconds": 1,
+                                 # Apps on SQLite would otherwise poll every subscription the tests create.
+                                 "embedded_worker": False}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -34,10 +34,14 @@ from .ops.metrics import Metrics
 from .ops.router import router as ops_router
 from .ratelimit.counter import RateCounter
 from .ratelimit.policies import Policies
+from .runtime.metrics import PollMetrics
+from .runtime.process import Runtime
 from .sandbox import SandboxPool
-from .sandbox.limits import sandbox_limits
+from .sandbox.limits import poller_limits, sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
 from .secretbox import Keyring, KeyringError, keyring_from_settings
+from .subscriptions.poll import PollDeps
+from .subscriptions.polls_router import router as polls_router
 from .subscriptions.router import router as subscriptions_router
 from .subscriptions.schemas import SubscriptionCreate, SubscriptionPatch
 from .subscriptions.service import pause_invalid_subscriptions
@@ -97,9 +101,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # polling code never start any.
         app.state.sandbox = SandboxPool(sandbox_limits(settings))
         app.state.syntax_verdicts = SyntaxVerdicts(app.state.sandbox)
+        runtime, poll_sandbox = None, None
+        if settings.runs_embedded_worker:
+            # A pool of its own, so that polls never queue the test runs of the API's pool; like
+            # that one, it spawns its workers on first use. Concurrency beyond the pool's workers
+            # would only queue polls in the sandbox.
+            concurrency = 2 * settings.polling_workers
+            poll_sandbox = SandboxPool(poller_limits(settings, concurrency))
+            deps = PollDeps(engine=engine, sandbox=poll_sandbox, keyring=keyring, observer=app.state.poll_metrics)
+            runtime = Runtime.build(settings, deps, concurrency=concurrency)
+            runtime.start()
         try:
             yield
         finally:
+            # Before the engine and the pools go: the drain still writes and gives leases back.
+            if runtime is not None:
+                await runtime.stop()
+            if poll_sandbox is not None:
+                await poll_sandbox.close()
             await app.state.sandbox.close()
             await app.state.rate_counter.aclose()
             await engine.dispose()
@@ -118,10 +137,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    # Always registered: a poll-now through the API counts like a scheduled poll.
+    app.state.poll_metrics = PollMetrics(app.state.metrics.registry)
     app.state.trigger_hooks = TriggerHooks(after_update=(pause_invalid_subscriptions,))
     mount_api(
         app,
-        (integrations_router, triggers_router, dry_run_router, integration_secrets_router, subscriptions_router),
+        (
+            integrations_router, triggers_router, dry_run_router, integration_secrets_router, subscriptions_router,
+            polls_router,
+        ),
     )
     app.include_router(ops_router)
     install_docs(app)

@@ -1,9 +1,10 @@
-"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | secrets | serve`."""
+"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | secrets | serve | worker`."""
 
 import argparse
 import asyncio
 import json
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from .auth import admin
 from .auth.scopes import Scope
 from .cli_secrets import add_secrets_commands, check_keyring
+from .cli_worker import add_with_worker_flag, add_worker_command, apply_with_worker
 from .config import DEFAULT_DATABASE_URL, Settings, get_settings
 from .db.engine import make_engine
 from .db.migrate import upgrade_to_head
@@ -130,6 +132,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from .ops.logs import uvicorn_log_config
     from .ops.metrics import share_between_workers
 
+    settings = apply_with_worker(args)
     asyncio.run(upgrade_to_head(settings))
     check_keyring(settings)
     if settings.database_url.get_secret_value() == DEFAULT_DATABASE_URL:
@@ -199,11 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    add_with_worker_flag(p)
     p.set_defaults(func=cmd_serve)
+
+    add_worker_command(sub)
     return parser
 
 
+def _quiet_closed_loop(hook_args: threading.ExceptHookArgs) -> None:
+    # aiosqlite's thread may finish a failed connect after asyncio.run has closed the loop; the
+    # command has already said what went wrong in one line, so this traceback says nothing more.
+    if isinstance(hook_args.exc_value, RuntimeError) and "Event loop is closed" in str(hook_args.exc_value):
+        return
+    threading.__excepthook__(hook_args)
+
+
 def main(argv: list[str] | None = None) -> None:
+    threading.excepthook = _quiet_closed_loop
     args = build_parser().parse_args(argv)
     if getattr(args, "expires_in_days", None) is not None and args.expires_in_days <= 0:
         sys.exit("odeus-triggers: error: --expires-in-days must be a positive number of days")

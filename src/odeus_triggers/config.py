@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     min_interval_seconds: int = Field(
         60, ge=1, le=86_400, description="The shortest polling interval a subscription may ask for."
     )
+    embedded_worker: bool | None = Field(
+        None,
+        description="Whether the API process also runs the scheduler (the worker). Unset: on for SQLite, off for "
+        "Postgres, where `odeus-triggers worker` processes poll (`serve --with-worker` turns it on).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -175,6 +180,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.get_secret_value().startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
 
 
 @lru_cache

@@ -158,6 +158,16 @@ class TriggerNameConflict(ApiError):
     default_detail = "A trigger with this name already exists in the integration."
 
 
+class PollInProgress(ApiError):
+    status, code, title = 409, "poll_in_progress", "Conflict"
+    default_detail = "A poll of this subscription is already running; its result will show in the poll history."
+
+
+class SubscriptionDisabled(ApiError):
+    status, code, title = 409, "subscription_disabled", "Conflict"
+    default_detail = "The subscription is disabled; set its status to `active` to poll it again."
+
+
 class IdempotencyKeyInUse(ApiError):
     status, code, title = 409, "idempotency_key_in_use", "Conflict"
     default_detail = (

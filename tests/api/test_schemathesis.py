@@ -23,7 +23,8 @@ It runs twice:
    their own, so that the fuzzer's DELETEs (which take the trigger ids it captures) cannot remove
    their triggers. Likewise, GET and PATCH of one subscription use a subscription of a trigger of
    their own, so that the fuzzer's subscription DELETEs (on the trigger that its creates and
-   lists use, with the subscription ids they return) cannot remove it.
+   lists use, with the subscription ids they return) cannot remove it. Poll-now and the poll
+   history use that subscription too, so that its polls run real code and its history has runs.
 
 Each asserts that the run ended with no failure and no error, and prints its figures.
 
@@ -68,6 +69,8 @@ LIST_SUBSCRIPTIONS = f"GET {SUBSCRIPTIONS}"
 GET_SUBSCRIPTION = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}"
 UPDATE_SUBSCRIPTION = f"PATCH {SUBSCRIPTIONS}/{{subscriptionId}}"
 DELETE_SUBSCRIPTION = f"DELETE {SUBSCRIPTIONS}/{{subscriptionId}}"
+POLL_SUBSCRIPTION = f"POST {SUBSCRIPTIONS}/{{subscriptionId}}/poll"
+LIST_POLLS = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}/polls"
 # The operations whose valid bodies depend on the trigger the path names (see the module docstring).
 TRIGGER_DEPENDENT = (TEST_RUN, CREATE_SUBSCRIPTION, UPDATE_SUBSCRIPTION)
 # Schemathesis's defaults for positive_data_acceptance, plus 400 (see the module docstring).
@@ -161,7 +164,7 @@ def fuzz(origin: str, base: str, api_key: str, config: str, workdir: Path, capsy
         )
     if done.returncode != 0 or report["failures"] or report["errors"] or not report["complete"]:
         pytest.fail(f"schemathesis exited with {done.returncode}:\n{_failures_section(done.stdout)}", pytrace=False)
-    assert operations["tested"] == operations["total"] == 14, operations
+    assert operations["tested"] == operations["total"] == 16, operations
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
         assert report["phases"][phase]["status"] == "success", report["phases"]
     return report
@@ -228,7 +231,7 @@ parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.
 include-name = {toml_string(name)}
 parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(kept_trigger)}, \
 "path.subscriptionId" = {toml_string(kept_subscription)} }}
-""" for name in (GET_SUBSCRIPTION, UPDATE_SUBSCRIPTION))
+""" for name in (GET_SUBSCRIPTION, UPDATE_SUBSCRIPTION, POLL_SUBSCRIPTION, LIST_POLLS))
     fuzz(service, "/api/public", tenant["apiKey"], config, tmp_path, capsys, "pinned ids")
 
     # The bodies did reach the database: the fuzzer's triggers are there, and so are the pinned ones.

@@ -166,7 +166,8 @@ def served(env: dict[str, str], log_path: Any, timeout: float = 60, workers: int
 
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    env = {"ODEUS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, **env}
+    # No embedded scheduler unless the test asks for one: it would poll other tests' subscriptions.
+    env = {"ODEUS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "ODEUS_EMBEDDED_WORKER": "false", **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),

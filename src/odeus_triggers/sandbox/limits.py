@@ -1,5 +1,7 @@
 """The sandbox's limits, from the service's settings: one place for the API and the worker."""
 
+from dataclasses import replace
+
 from ..config import Settings
 from .contracts import SandboxLimits
 
@@ -17,3 +19,11 @@ def sandbox_limits(settings: Settings) -> SandboxLimits:
         max_runs_per_tenant=settings.polling_max_runs_per_workspace,
         max_queued_per_tenant=settings.polling_max_queued_per_workspace,
     )
+
+
+def poller_limits(settings: Settings, concurrency: int) -> SandboxLimits:
+    """The limits of a scheduler's own pool: the same, with room in each workspace's queue for every
+    poll the scheduler may have claimed, so that a claimed poll waits its turn instead of bouncing.
+    The per-workspace share of the workers, and the turns between workspaces, stay."""
+    limits = sandbox_limits(settings)
+    return replace(limits, max_queued_per_tenant=max(limits.max_queued_per_tenant, concurrency))

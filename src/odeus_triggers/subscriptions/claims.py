@@ -24,6 +24,10 @@ subscriptions = cast(Table, Subscription.__table__)
 _ACTIVE = text("subscriptions.status = 'active'")
 
 
+def _NOT_LEASED(now: Any) -> Any:  # noqa: N802 (reads as a condition, like _ACTIVE)
+    return or_(subscriptions.c.lease_expires_at.is_(None), subscriptions.c.lease_expires_at <= now)
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: uuid.UUID
@@ -48,7 +52,9 @@ async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[C
     clock = db_clock(conn)
     due = (
         select(subscriptions.c.id)
-        .where(_ACTIVE, subscriptions.c.next_poll_at <= clock.now)
+        # A PATCH (a shorter interval, a resume) can bring next_poll_at forward while a poll holds
+        # the lease: the lease, not next_poll_at alone, says whether one is running.
+        .where(_ACTIVE, subscriptions.c.next_poll_at <= clock.now, _NOT_LEASED(clock.now))
         .order_by(subscriptions.c.next_poll_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -81,7 +87,7 @@ async def claim_one(conn: AsyncConnection, subscription_id: uuid.UUID, lease_s: 
         .where(
             subscriptions.c.id == subscription_id,
             subscriptions.c.status != "disabled",
-            or_(subscriptions.c.lease_expires_at.is_(None), subscriptions.c.lease_expires_at <= clock.now),
+            _NOT_LEASED(clock.now),
         )
         # next_poll_at moves too, so that the scheduler does not claim it meanwhile; the
         # completion sets it again.

@@ -28,7 +28,7 @@ from .event_keys import event_key
 from .input_values import password_values, stored_input_errors
 from .poll_store import Completion, LeaseLost, NewEvent
 from .schedule import PauseRule, failure_delay, success_delay
-from .service import secret_context
+from .seal_contexts import secret_context
 
 MAX_NEW_EVENTS = 100
 SANDBOX_RETRY_S = 15.0
@@ -166,7 +166,9 @@ async def poll(deps: PollDeps, claim: Claimed) -> dict[str, Any] | None:
         return await _write(deps, claim, row, found, seeding, began)
 
 
-async def _write(deps: PollDeps, claim: Claimed, row: Any, found: _Found, seeding: bool, began: float) -> dict[str, Any]:
+async def _write(
+    deps: PollDeps, claim: Claimed, row: Any, found: _Found, seeding: bool, began: float
+) -> dict[str, Any] | None:
     started = claim.started_at
     new_count, seeded_count, capped = 0, 0, False
     run: dict[str, Any] = {
@@ -175,6 +177,8 @@ async def _write(deps: PollDeps, claim: Claimed, row: Any, found: _Found, seedin
     }
     try:
         async with deps.engine.begin() as conn:
+            if found.keyed and found.outcome == "ok":
+                await poll_store.hold(conn, claim)
             if found.outcome == "ok" and seeding:
                 for i in range(0, len(found.keyed), poll_store.SEED_CHUNK):
                     seeds = [NewEvent(_new_id(), key, None) for key, _ in found.keyed[i : i + poll_store.SEED_CHUNK]]
@@ -206,7 +210,8 @@ async def _write(deps: PollDeps, claim: Claimed, row: Any, found: _Found, seedin
     except LeaseLost:
         run.update(outcome="lease_lost", new=0, capped=False, **_timing(started, began))
         new_count = seeded_count = 0
-        await poll_store.record_run(deps.engine, run)
+        if not await poll_store.record_lost_run(deps.engine, run):
+            return None
     if deps.observer is not None:
         lag = (started - claim.due).total_seconds() if claim.due is not None else None
         deps.observer.polled(run, lag, found.returned, new_count, seeded_count)

@@ -145,6 +145,33 @@ async def finish(conn: AsyncConnection, claim: Claimed, done: Completion, rule: 
         raise LeaseLost()
 
 
+async def hold(conn: AsyncConnection, claim: Claimed) -> None:
+    """Lock the subscription's row until the transaction ends, if the claim's lease is still its
+    own; raises LeaseLost otherwise. Taken before events are written: their rows reference the
+    subscription, which a DELETE may have removed while the code ran (a foreign-key error, not a
+    lost lease), and the lock keeps it from going before the commit."""
+    stmt = (
+        select(subscriptions.c.id)
+        .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
+        .with_for_update()
+    )
+    if (await conn.execute(stmt)).first() is None:
+        raise LeaseLost()
+
+
+async def record_lost_run(engine: AsyncEngine, run: dict[str, Any]) -> bool:
+    """Record a `lease_lost` run; False, with nothing written, when its subscription was deleted
+    meanwhile (its history went with it)."""
+    async with engine.begin() as conn:
+        there = await conn.scalar(
+            select(subscriptions.c.id).where(subscriptions.c.id == run["subscription_id"]).with_for_update()
+        )
+        if there is None:
+            return False
+        await conn.execute(insert(poll_runs).values(**run))
+    return True
+
+
 async def record_run(conn: AsyncConnection | AsyncEngine, run: dict[str, Any]) -> None:
     if isinstance(conn, AsyncEngine):
         async with conn.begin() as c:

@@ -25,6 +25,7 @@ from ..triggers.poll_time import parse_poll_time
 from . import store, store_pg
 from .input_values import checked_inputs, shown, stored_input_errors
 from .schemas import MAX_INTERVAL_S, SubscriptionCreate, SubscriptionPatch, SubscriptionStatus
+from .seal_contexts import secret_context, signing_context
 
 DEFAULT_INTERVAL_S = 300
 CHANGEABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
@@ -36,14 +37,6 @@ class Rules:
 
     min_interval_s: int
     allow_private_network: bool
-
-
-def secret_context(subscription_id: uuid.UUID, name: str) -> str:
-    return f"subscription-secret:{subscription_id}:{name}"
-
-
-def signing_context(subscription_id: uuid.UUID) -> str:
-    return f"signing-secret:{subscription_id}"
 
 
 def new_signing_secret() -> str:

@@ -1,0 +1,147 @@
+"""The scheduler loop (RUNTIME.md, "Scheduling"): claim what is due, poll it, and again.
+
+At most `concurrency` polls are in flight. When there is room, one `claim_due` leases up to the
+free slots at once, so that claiming costs one statement per batch, not one per poll. Each claim
+runs `poll()` in a task of its own; a poll that fails is logged and never stops the loop, and a
+database outage only slows the loop down. `stop()` drains: no new claims, the polls in flight
+finish within the sandbox's wall time plus a margin, and the leases of those that do not are given
+back, so that another worker polls them at once rather than after the lease.
+"""
+
+import asyncio
+import logging
+import time
+
+from ..db.sql import is_outage
+from ..subscriptions.claims import Claimed, claim_due, give_back
+from ..subscriptions.poll import PollDeps, PollNotRun, poll
+
+log = logging.getLogger("odeus_triggers.runtime.scheduler")
+
+# A lease always outlasts the poll it covers (RUNTIME.md): the sandbox's wall time plus this.
+LEASE_MARGIN_S = 30.0
+# How long stop() lets the polls in flight finish beyond the sandbox's wall time.
+DRAIN_MARGIN_S = 5.0
+# Out of that drain, what cancelling the rest, giving their leases back and closing take.
+STOP_RESERVE_S = 1.5
+# Nothing due: wait this long before asking again. One indexed query per idle worker every half
+# second is the whole idle load on the database.
+IDLE_S = 0.5
+OUTAGE_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Scheduler:
+    def __init__(
+        self, deps: PollDeps, *, concurrency: int, wall_time_s: float, idle_s: float = IDLE_S,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.deps = deps
+        self.concurrency = concurrency
+        self.lease_s = wall_time_s + LEASE_MARGIN_S
+        self.drain_s = wall_time_s + DRAIN_MARGIN_S
+        self.idle_s = idle_s
+        self._in_flight: dict[asyncio.Task[None], Claimed] = {}
+        self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> asyncio.Task[None]:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self.run(), name="odeus-scheduler")
+        return self._loop
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._in_flight)
+            if free <= 0:
+                self._room.clear()
+                await self._wait(self._room, None)
+                continue
+            try:
+                async with self.deps.engine.begin() as conn:
+                    claims = await claim_due(conn, free, self.lease_s)
+            except Exception as exc:
+                delay = OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
+                failures += 1
+                # The type only: driver messages can quote statements or connection details.
+                log.warning(
+                    "claiming due subscriptions failed (%s%s); retrying in %.1f s", type(exc).__name__,
+                    ", the database is unreachable" if is_outage(exc) else "", delay,
+                )
+                await self._wait(None, delay)
+                continue
+            failures = 0
+            for claim in claims:
+                task = asyncio.create_task(self._poll(claim), name=f"odeus-poll-{claim.id}")
+                self._in_flight[task] = claim
+                task.add_done_callback(self._done)
+            if len(claims) < free:
+                # Everything due is taken: wait, unless stopping. A full batch asks again at once,
+                # as soon as there is room, since more may be due.
+                await self._wait(None, self.idle_s)
+
+    async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if event is not None:
+            waiters.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._room.set()
+
+    async def _poll(self, claim: Claimed) -> None:
+        try:
+            await poll(self.deps, claim)
+        except PollNotRun:
+            log.warning("the sandbox could not take a poll; it is due again shortly",
+                        extra={"subscription_id": str(claim.id)})
+        except Exception as exc:
+            # The type only, never the message: it may quote the code's inputs or a statement. The
+            # lease runs out on its own, so the subscription is polled again after it.
+            log.error("a poll failed (%s%s); it is retried when its lease runs out", type(exc).__name__,
+                      ", the database is unreachable" if is_outage(exc) else "",
+                      extra={"subscription_id": str(claim.id)})
+
+    async def stop(self) -> None:
+        """Stop claiming, let the polls in flight finish within the drain time, and give back the
+        leases of the ones that do not."""
+        self._stopping.set()
+        # One budget from the signal on (the wall time plus the margin), less a reserve for giving
+        # back the leases and closing the pool, so that the process is gone within it.
+        deadline = time.monotonic() + self.drain_s - STOP_RESERVE_S
+        if self._loop is not None:
+            try:
+                # The loop notices at once, unless it is in the middle of a claim (bounded by the
+                # statement timeout).
+                await asyncio.wait_for(asyncio.shield(self._loop), max(deadline - time.monotonic(), 0.01))
+            except TimeoutError:
+                self._loop.cancel()
+            except Exception:  # run() never raises; defensive, so that the drain still happens
+                log.exception("the scheduler loop ended with an error")
+        running = set(self._in_flight)
+        if running:
+            _, running = await asyncio.wait(running, timeout=max(deadline - time.monotonic(), 0.01))
+        if not running:
+            return
+        left = [self._in_flight[t] for t in running if t in self._in_flight]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        try:
+            async with self.deps.engine.begin() as conn:
+                await give_back(conn, left)
+            log.info("gave back the leases of polls that did not finish in time", extra={"count": len(left)})
+        except Exception as exc:
+            log.warning("could not give back %d leases (%s): they come due when they run out",
+                        len(left), type(exc).__name__)

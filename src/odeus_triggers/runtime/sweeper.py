@@ -1,0 +1,82 @@
+"""The retention sweeps (RUNTIME.md): poll runs are kept 7 days, dedupe keys 30 days after they
+were last seen. Each statement deletes a bounded batch through an index, off the poll path, so
+that a sweep never holds locks long nor scans a table; a backlog drains batch after batch.
+
+Every worker sweeps; SKIP LOCKED lets several do it at once without waiting on each other.
+"""
+
+import asyncio
+import logging
+from typing import cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..db.runtime_tables import PENDING, PollRun, TriggerEvent
+from ..db.sql import db_clock, is_outage
+
+log = logging.getLogger("odeus_triggers.runtime.sweeper")
+
+poll_runs = cast(Table, PollRun.__table__)
+events = cast(Table, TriggerEvent.__table__)
+
+POLL_RUNS_KEPT_S = 7 * 86_400.0
+KEYS_KEPT_S = 30 * 86_400.0
+BATCH = 1_000
+EVERY_S = 60.0
+# While a batch comes back full there is a backlog: the next one follows soon, not in a minute.
+BACKLOG_EVERY_S = 1.0
+
+
+async def sweep_once(engine: AsyncEngine, batch: int = BATCH) -> dict[str, int]:
+    """One bounded batch per table; the number of rows each deleted."""
+    deleted: dict[str, int] = {}
+    async with engine.begin() as conn:
+        clock = db_clock(conn)
+        old_runs = (
+            select(poll_runs.c.id).where(poll_runs.c.started_at < clock.plus(-POLL_RUNS_KEPT_S))
+            .limit(batch).with_for_update(skip_locked=True)
+        )
+        result = await conn.execute(delete(poll_runs).where(poll_runs.c.id.in_(old_runs.scalar_subquery())))
+        deleted["poll_runs"] = result.rowcount or 0
+    async with engine.begin() as conn:
+        clock = db_clock(conn)
+        # A pending event is still owed to its webhook, whatever its age: only the outbox's end
+        # states (seeded, delivered, failed, cancelled) are dropped. Their attempts cascade.
+        old_keys = (
+            select(events.c.id)
+            .where(events.c.last_seen_at < clock.plus(-KEYS_KEPT_S), events.c.state != PENDING)
+            .limit(batch).with_for_update(skip_locked=True)
+        )
+        result = await conn.execute(delete(events).where(events.c.id.in_(old_keys.scalar_subquery())))
+        deleted["trigger_events"] = result.rowcount or 0
+    return deleted
+
+
+class Sweeper:
+    def __init__(self, engine: AsyncEngine, *, every_s: float = EVERY_S, batch: int = BATCH) -> None:
+        self._engine = engine
+        self._every_s = every_s
+        self._batch = batch
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            wait = self._every_s
+            try:
+                deleted = await sweep_once(self._engine, self._batch)
+                if any(n >= self._batch for n in deleted.values()):
+                    wait = BACKLOG_EVERY_S
+                if any(deleted.values()):
+                    log.info("retention sweep", extra={f"deleted_{k}": v for k, v in deleted.items()})
+            except Exception as exc:
+                # The type only: driver messages can quote statements or connection details.
+                log.warning("retention sweep failed (%s): retried later%s", type(exc).__name__,
+                            "; the database is unreachable" if is_outage(exc) else "")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), wait)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()
