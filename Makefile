@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck migrate bench bench-subscriptions clean lock
+.PHONY: run test lint typecheck migrate bench bench-subscriptions bench-scheduler clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(VENV)/.installed-test
 ## Subscription creates/s next to trigger creates/s, one service, same run (wrk and the local Postgres).
 bench-subscriptions: $(VENV)/.installed-test
 	$(BIN)/python bench/subscription_creates.py
+
+## The scheduler's figures: overhead, bookkeeping, lag, claim cost, SQLite, memory (local Postgres; about 20 minutes).
+bench-scheduler: $(VENV)/.installed-test
+	$(BIN)/python bench/scheduler.py
 
 ## Regenerate requirements.lock (the image's pinned, hash-checked dependencies) after changing
 ## [project].dependencies; pip-tools runs from a throwaway environment, never from .venv.
