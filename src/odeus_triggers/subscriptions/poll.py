@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import TriggerNotFound
-from ..integrations.secrets import integration_secret_values
+from ..integrations.secrets import secret_context as integration_secret_context
 from ..ops.redaction import redact, redact_json, remember_secrets, secret_scope
 from ..sandbox import RunResult, SandboxPool, SandboxUnavailable
 from ..secretbox import Keyring
 from ..timestamps import as_utc
-from ..triggers.inputs import load_runnable
+from ..triggers.inputs import RunnableTrigger, load_runnable
 from . import poll_store
 from .claims import Claimed
 from .event_keys import event_key
@@ -50,6 +51,8 @@ class PollDeps:
     max_new: int = MAX_NEW_EVENTS
     pause_rule: PauseRule = field(default_factory=PauseRule)
     observer: PollObserver | None = None
+    # Per process, checked against the trigger's updated_at at every poll: a change shows at once.
+    triggers: LRUCache[uuid.UUID, RunnableTrigger] = field(default_factory=lambda: LRUCache(maxsize=10_000))
 
 
 def iso_ms(value: datetime) -> str:
@@ -124,20 +127,31 @@ async def _load(deps: PollDeps, claim: Claimed) -> tuple[Any, dict[str, str], di
         row = await poll_store.load_subscription(conn, claim.id)
         if row is None:
             return None
-        secrets = await integration_secret_values(conn, deps.keyring, claim.integration_id)
-        for name, token in await poll_store.subscription_secret_tokens(conn, claim.id):
-            secrets[name] = deps.keyring.open(token, secret_context(claim.id, name))
+        secrets: dict[str, str] = {}
+        for own, name, token in await poll_store.secret_tokens(conn, claim.integration_id, claim.id):
+            context = secret_context(claim.id, name) if own else integration_secret_context(claim.integration_id, name)
+            secrets[name] = deps.keyring.open(token, context)
     return row, secrets, password_values(deps.keyring, claim.id, row.sealed_inputs or {})
+
+
+async def _trigger(deps: PollDeps, claim: Claimed, version: datetime) -> RunnableTrigger | None:
+    """The trigger's code and fields, read again only when its `updated_at` moved."""
+    cached = deps.triggers.get(claim.trigger_id)
+    if cached is not None and cached.version == version:
+        return cached
+    try:
+        trigger = await load_runnable(deps.engine, claim.integration_id, claim.trigger_id)
+    except TriggerNotFound:  # deleted meanwhile: its subscriptions went with it
+        return None
+    deps.triggers[claim.trigger_id] = trigger
+    return trigger
 
 
 async def poll(deps: PollDeps, claim: Claimed) -> dict[str, Any] | None:
     """Poll once; the PollRun as the API shows it, or None if the subscription or trigger is gone."""
     began = time.monotonic()
     loaded = await _load(deps, claim)
-    try:
-        trigger = await load_runnable(deps.engine, claim.integration_id, claim.trigger_id)
-    except TriggerNotFound:  # deleted meanwhile: its subscriptions went with it
-        trigger = None
+    trigger = await _trigger(deps, claim, loaded[0].trigger_version) if loaded is not None else None
     if loaded is None or trigger is None:
         return None
     row, secrets, passwords = loaded

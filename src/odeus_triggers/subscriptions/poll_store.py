@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, literal, select, update
+from sqlalchemy import Table, and_, case, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..db.runtime_tables import PollRun, Subscription, SubscriptionSecret, TriggerEvent
+from ..db.runtime_tables import IntegrationSecret, PollRun, Subscription, SubscriptionSecret, TriggerEvent
 from ..db.sql import DbClock, db_clock, upsert_insert
 from ..db.tables import Trigger
 from .claims import Claimed
@@ -23,6 +23,7 @@ from .schedule import PauseRule
 
 subscriptions = cast(Table, Subscription.__table__)
 subscription_secrets = cast(Table, SubscriptionSecret.__table__)
+integration_secrets = cast(Table, IntegrationSecret.__table__)
 triggers = cast(Table, Trigger.__table__)
 events = cast(Table, TriggerEvent.__table__)
 poll_runs = cast(Table, PollRun.__table__)
@@ -41,6 +42,7 @@ async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -
             subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
             subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
             subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
+            triggers.c.updated_at.label("trigger_version"),
         )
         .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
         .where(subscriptions.c.id == subscription_id)
@@ -48,13 +50,19 @@ async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -
     return (await conn.execute(stmt)).first()
 
 
-async def subscription_secret_tokens(conn: AsyncConnection, subscription_id: uuid.UUID) -> list[tuple[str, str]]:
-    rows = await conn.execute(
-        select(subscription_secrets.c.name, subscription_secrets.c.token).where(
-            subscription_secrets.c.subscription_id == subscription_id
-        )
+async def secret_tokens(
+    conn: AsyncConnection, integration_id: uuid.UUID, subscription_id: uuid.UUID
+) -> list[tuple[bool, str, str]]:
+    """The sealed secrets a poll runs with, in one query: (is the subscription's own, name, token),
+    the integration's first, so that the subscription's own win a merge by name."""
+    own = select(literal(True).label("own"), subscription_secrets.c.name, subscription_secrets.c.token).where(
+        subscription_secrets.c.subscription_id == subscription_id
     )
-    return [(name, token) for name, token in rows]
+    shared = select(literal(False).label("own"), integration_secrets.c.name, integration_secrets.c.token).where(
+        integration_secrets.c.integration_id == integration_id
+    )
+    rows = await conn.execute(union_all(shared, own))
+    return sorted(((bool(o), n, tok) for o, n, tok in rows), key=lambda r: r[0])
 
 
 @dataclass(frozen=True, slots=True)
