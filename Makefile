@@ -49,7 +49,7 @@ bench: $(VENV)/.installed-test
 bench-subscriptions: $(VENV)/.installed-test
 	$(BIN)/python bench/subscription_creates.py
 
-## The scheduler's figures: overhead, bookkeeping, lag, claim cost, SQLite, memory (local Postgres; about 20 minutes).
+## The scheduler's figures: overhead, bookkeeping, lag, claim cost, SQLite, memory (local Postgres; 15 to 20 minutes).
 bench-scheduler: $(VENV)/.installed-test
 	$(BIN)/python bench/scheduler.py
 
