@@ -14,3 +14,8 @@ def as_utc(value: datetime) -> datetime:
 
 def iso_z(value: datetime) -> str:
     return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def iso_ms(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`: how polling code sees `lastPollTime`."""
+    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -11,7 +11,7 @@ from ..db.runtime_tables import Subscription, SubscriptionSecret
 from ..integrations.secrets import integration_secret_values
 from ..secretbox import Keyring
 from .input_values import password_values
-from .service import secret_context, signing_context
+from .seal_contexts import secret_context, signing_context
 
 _subscriptions = cast(Table, Subscription.__table__)
 _subscription_secrets = cast(Table, SubscriptionSecret.__table__)

@@ -18,12 +18,13 @@ from ..errors import FieldError, SubscriptionNotFound, TriggerNotFound, Validati
 from ..integrations.secret_rules import MAX_SECRETS, secret_map_errors, too_many
 from ..ops.redaction import remember_secrets
 from ..secretbox import Keyring
-from ..timestamps import as_utc, iso_z, utcnow
+from ..timestamps import as_utc, utcnow
 from ..triggers.body import CODE_FIELD
 from ..triggers.inputs import RunnableTrigger, load_runnable, password_values_of
 from ..triggers.poll_time import parse_poll_time
 from . import store, store_pg
 from .input_values import checked_inputs, shown, stored_input_errors
+from .render import render
 from .schemas import MAX_INTERVAL_S, SubscriptionCreate, SubscriptionPatch, SubscriptionStatus
 from .seal_contexts import secret_context, signing_context
 
@@ -41,37 +42,6 @@ class Rules:
 
 def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(random.token_bytes(32)).decode("ascii")
-
-
-def _ms(value: datetime | None) -> str | None:
-    # lastPollTime is what the code sees: ISO-8601 UTC with milliseconds and Z.
-    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return iso_z(value) if value else None
-
-
-def render(row: Any, names: list[tuple[str, datetime]]) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "integrationId": str(row.integration_id),
-        "triggerId": str(row.trigger_id),
-        "status": row.status,
-        "inputs": shown(row.inputs, row.sealed_inputs),
-        "secrets": [{"name": name, "updatedAt": iso_z(at)} for name, at in names],
-        "webhookUrl": row.webhook_url,
-        "intervalSeconds": row.interval_seconds,
-        "lastPollTime": _ms(row.last_poll_time),
-        "nextPollAt": _iso(row.next_poll_at) if row.status == SubscriptionStatus.ACTIVE else None,
-        "lastPolledAt": _iso(row.last_polled_at),
-        "lastSucceededAt": _iso(row.last_succeeded_at),
-        "consecutiveFailures": row.consecutive_failures,
-        "lastError": row.last_error,
-        "pausedReason": row.paused_reason,
-        "createdAt": iso_z(row.created_at),
-        "updatedAt": iso_z(row.updated_at),
-    }
 
 
 def _interval_errors(value: int | None, rules: Rules) -> list[FieldError]:
