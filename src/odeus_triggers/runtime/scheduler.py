@@ -64,8 +64,7 @@ class Scheduler:
                 await self._wait(self._room, None)
                 continue
             try:
-                async with self.deps.engine.begin() as conn:
-                    claims = await claim_due(conn, free, self.lease_s)
+                claims = await self._claim(free)
             except Exception as exc:
                 delay = OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
                 failures += 1
@@ -85,6 +84,14 @@ class Scheduler:
                 # Everything due is taken: wait, unless stopping. A full batch asks again at once,
                 # as soon as there is room, since more may be due.
                 await self._wait(None, self.idle_s)
+
+    async def _claim(self, free: int) -> list[Claimed]:
+        if self.deps.autocommit is self.deps.engine:
+            async with self.deps.engine.begin() as conn:
+                return await claim_due(conn, free, self.lease_s)
+        # One statement: atomic on its own, and committed by itself.
+        async with self.deps.autocommit.connect() as conn:
+            return await claim_due(conn, free, self.lease_s)
 
     async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]

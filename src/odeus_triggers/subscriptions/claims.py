@@ -9,15 +9,16 @@ no reaper, leader or lock table.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, text, update
+from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import Subscription
 from ..db.sql import db_clock
-from ..timestamps import as_utc
+from ..timestamps import as_utc, utcnow
 
 subscriptions = cast(Table, Subscription.__table__)
 # Literal, not a bound parameter, so that the planner can prove the partial index applies.
@@ -47,20 +48,27 @@ def _claimed(rows: Sequence[Any]) -> list[Claimed]:
     ]
 
 
-async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[Claimed]:
-    """Up to `limit` due active subscriptions, the oldest due first, leased to the caller."""
-    clock = db_clock(conn)
+@cache
+def _claim_due_stmt(postgres: bool) -> Any:
+    """Built once per dialect, with the limit and the lease's end as parameters: the worker claims
+    many times a second. On Postgres the times are `now()`; SQLite has no clock, so they come as
+    parameters (`b_now`, `b_lease`), as `db_clock` gives them."""
+    if postgres:
+        now: Any = func.now()
+        lease_end = now + bindparam("b_lease", type_=Interval())
+    else:
+        now = bindparam("b_now", type_=DateTime(timezone=True))
+        lease_end = bindparam("b_lease", type_=DateTime(timezone=True))
     due = (
         select(subscriptions.c.id)
         # A PATCH (a shorter interval, a resume) can bring next_poll_at forward while a poll holds
         # the lease: the lease, not next_poll_at alone, says whether one is running.
-        .where(_ACTIVE, subscriptions.c.next_poll_at <= clock.now, _NOT_LEASED(clock.now))
+        .where(_ACTIVE, subscriptions.c.next_poll_at <= now, _NOT_LEASED(now))
         .order_by(subscriptions.c.next_poll_at)
-        .limit(limit)
+        .limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True)
     )
-    lease_end = clock.plus(lease_s)
-    stmt = (
+    return (
         update(subscriptions)
         .where(subscriptions.c.id.in_(due.scalar_subquery()))
         # SET reads the row as it was: claimed_due_at keeps the due time that the lease replaces.
@@ -71,10 +79,21 @@ async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[C
         .returning(
             subscriptions.c.id, subscriptions.c.workspace_id, subscriptions.c.integration_id,
             subscriptions.c.trigger_id, subscriptions.c.lease_epoch, subscriptions.c.claimed_due_at.label("due"),
-            clock.now.label("started_at"),
+            now.label("started_at"),
         )
     )
-    return _claimed((await conn.execute(stmt)).all())
+
+
+async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[Claimed]:
+    """Up to `limit` due active subscriptions, the oldest due first, leased to the caller."""
+    lease = timedelta(seconds=lease_s)
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"b_limit": limit, "b_lease": lease}
+    else:
+        at = utcnow()
+        params = {"b_limit": limit, "b_now": at, "b_lease": at + lease}
+    stmt = _claim_due_stmt(conn.dialect.name == "postgresql")
+    return _claimed((await conn.execute(stmt, params)).all())
 
 
 async def claim_one(conn: AsyncConnection, subscription_id: uuid.UUID, lease_s: float) -> Claimed | None:

@@ -53,6 +53,17 @@ class PollDeps:
     observer: PollObserver | None = None
     # Per process, checked against the trigger's updated_at at every poll: a change shows at once.
     triggers: LRUCache[uuid.UUID, RunnableTrigger] = field(default_factory=lambda: LRUCache(maxsize=10_000))
+    # For work that is reads, or one statement, on Postgres: without BEGIN and COMMIT or ROLLBACK,
+    # two round trips fewer. Each statement is its own transaction there, as it is in a READ
+    # COMMITTED one anyway. On SQLite it is the engine itself: its `begin` hook takes the write
+    # lock with BEGIN IMMEDIATE, which autocommit would never release.
+    autocommit: AsyncEngine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        single = self.engine
+        if self.engine.dialect.name == "postgresql":
+            single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        object.__setattr__(self, "autocommit", single)
 
 
 def iso_ms(value: datetime) -> str:
@@ -123,7 +134,7 @@ def _new_id() -> str:
 
 
 async def _load(deps: PollDeps, claim: Claimed) -> tuple[Any, dict[str, str], dict[str, str]] | None:
-    async with deps.engine.connect() as conn:
+    async with deps.autocommit.connect() as conn:
         row = await poll_store.load_subscription(conn, claim.id)
         if row is None:
             return None

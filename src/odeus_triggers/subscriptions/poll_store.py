@@ -9,15 +9,17 @@ only while the claim's `lease_epoch` is still the stored one; otherwise it rolls
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, literal, select, union_all, update
+from sqlalchemy import DateTime, Integer, Interval, Table, and_, bindparam, case, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.runtime_tables import IntegrationSecret, PollRun, Subscription, SubscriptionSecret, TriggerEvent
-from ..db.sql import DbClock, db_clock, upsert_insert
+from ..db.sql import db_clock, upsert_insert
 from ..db.tables import Trigger
+from ..timestamps import utcnow
 from .claims import Claimed
 from .schedule import PauseRule
 
@@ -36,18 +38,32 @@ class LeaseLost(Exception):
     """Another claim took the subscription: this poll's result must not be written."""
 
 
-async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> Any:
-    stmt = (
-        select(
-            subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
-            subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
-            subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
-            triggers.c.updated_at.label("trigger_version"),
-        )
-        .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
-        .where(subscriptions.c.id == subscription_id)
+# The statements of every poll are built once, with bound parameters: building them per poll cost
+# more of the worker's CPU than running them, and a statement built once also keeps its cache key.
+_LOAD_SUBSCRIPTION = (
+    select(
+        subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
+        subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
+        subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
+        triggers.c.updated_at.label("trigger_version"),
     )
-    return (await conn.execute(stmt)).first()
+    .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
+    .where(subscriptions.c.id == bindparam("b_id"))
+)
+
+
+async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> Any:
+    return (await conn.execute(_LOAD_SUBSCRIPTION, {"b_id": subscription_id})).first()
+
+
+_SECRET_TOKENS = union_all(
+    select(literal(False).label("own"), integration_secrets.c.name, integration_secrets.c.token).where(
+        integration_secrets.c.integration_id == bindparam("b_integration_id")
+    ),
+    select(literal(True).label("own"), subscription_secrets.c.name, subscription_secrets.c.token).where(
+        subscription_secrets.c.subscription_id == bindparam("b_subscription_id")
+    ),
+)
 
 
 async def secret_tokens(
@@ -55,13 +71,7 @@ async def secret_tokens(
 ) -> list[tuple[bool, str, str]]:
     """The sealed secrets a poll runs with, in one query: (is the subscription's own, name, token),
     the integration's first, so that the subscription's own win a merge by name."""
-    own = select(literal(True).label("own"), subscription_secrets.c.name, subscription_secrets.c.token).where(
-        subscription_secrets.c.subscription_id == subscription_id
-    )
-    shared = select(literal(False).label("own"), integration_secrets.c.name, integration_secrets.c.token).where(
-        integration_secrets.c.integration_id == integration_id
-    )
-    rows = await conn.execute(union_all(shared, own))
+    rows = await conn.execute(_SECRET_TOKENS, {"b_integration_id": integration_id, "b_subscription_id": subscription_id})
     return sorted(((bool(o), n, tok) for o, n, tok in rows), key=lambda r: r[0])
 
 
@@ -108,48 +118,88 @@ class Completion:
     next_in_s: float
 
 
-def _state_values(claim: Claimed, done: Completion, clock: DbClock, rule: PauseRule) -> dict[str, Any]:
-    now = clock.now
+_TIMESTAMP = DateTime(timezone=True)
+
+
+@cache
+def _finish_stmt(postgres: bool, success: bool, seeded: bool, capped: bool, invalid_output: bool) -> Any:
+    """The fenced UPDATE of a finished poll, one per shape. On Postgres the times are the
+    database's clock (`now()` plus intervals); SQLite has none, so they come as parameters
+    (`b_now` and the times themselves), as `db_clock` gives them."""
+    if postgres:
+        now: Any = func.now()
+
+        def at(name: str) -> Any:
+            return now + bindparam(name, type_=Interval())
+    else:
+        now = bindparam("b_now", type_=_TIMESTAMP)
+
+        def at(name: str) -> Any:
+            return bindparam(name, type_=_TIMESTAMP)
+
     values: dict[str, Any] = {
-        "lease_expires_at": None, "last_polled_at": now, "updated_at": now, "next_poll_at": clock.plus(done.next_in_s),
+        "lease_expires_at": None, "last_polled_at": now, "updated_at": now, "next_poll_at": at("b_next"),
     }
-    if done.success:
+    if success:
         values.update(
             consecutive_failures=0, failing_since=None, consecutive_invalid_outputs=0, last_error=None,
             last_succeeded_at=now,
         )
-        if done.seeded:
+        if seeded:
             values["seeded_at"] = now
-        if not done.capped:
+        if not capped:
             # The start of this poll, by the database's clock: the next poll covers what came after.
-            values["last_poll_time"] = claim.started_at
-        return values
-    failures = subscriptions.c.consecutive_failures + 1
-    invalid = subscriptions.c.consecutive_invalid_outputs + 1 if done.invalid_output else literal(0)
-    failing_since = func.coalesce(subscriptions.c.failing_since, claim.started_at)
-    stuck_invalid = invalid >= rule.invalid_outputs
-    stuck_failing = and_(failures >= rule.failures, failing_since <= clock.plus(-rule.failing_s))
-    pause = and_(subscriptions.c.status == "active", stuck_invalid | stuck_failing)
-    values.update(
-        consecutive_failures=failures, consecutive_invalid_outputs=invalid, failing_since=failing_since,
-        last_error=done.error,
-        status=case((pause, "paused_errors"), else_=subscriptions.c.status),
-        paused_reason=case(
-            (and_(pause, stuck_invalid), "invalid_output"), (pause, "failing"), else_=subscriptions.c.paused_reason
-        ),
+            values["last_poll_time"] = bindparam("b_started_at", type_=subscriptions.c.last_poll_time.type)
+    else:
+        # The counts are read in SQL, from what is stored: a resume may have reset them meanwhile.
+        failures = subscriptions.c.consecutive_failures + 1
+        invalid = subscriptions.c.consecutive_invalid_outputs + 1 if invalid_output else literal(0)
+        failing_since = func.coalesce(subscriptions.c.failing_since, bindparam("b_failing_from", type_=_TIMESTAMP))
+        stuck_invalid = invalid >= bindparam("b_invalid_outputs", type_=Integer())
+        stuck_failing = and_(
+            failures >= bindparam("b_failures", type_=Integer()), failing_since <= at("b_failing_before")
+        )
+        pause = and_(subscriptions.c.status == "active", stuck_invalid | stuck_failing)
+        values.update(
+            consecutive_failures=failures, consecutive_invalid_outputs=invalid, failing_since=failing_since,
+            last_error=bindparam("b_error", type_=subscriptions.c.last_error.type),
+            status=case((pause, "paused_errors"), else_=subscriptions.c.status),
+            paused_reason=case(
+                (and_(pause, stuck_invalid), "invalid_output"), (pause, "failing"),
+                else_=subscriptions.c.paused_reason,
+            ),
+        )
+    return (
+        update(subscriptions)
+        .where(subscriptions.c.id == bindparam("b_id"), subscriptions.c.lease_epoch == bindparam("b_epoch"))
+        .values(**values)
+        .returning(subscriptions.c.id)
     )
-    return values
 
 
 async def finish(conn: AsyncConnection, claim: Claimed, done: Completion, rule: PauseRule) -> None:
     """The fenced write of the subscription's state; raises LeaseLost when the lease is gone."""
-    stmt = (
-        update(subscriptions)
-        .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
-        .values(**_state_values(claim, done, db_clock(conn), rule))
-        .returning(subscriptions.c.id)
+    postgres = conn.dialect.name == "postgresql"
+    success = done.success
+    stmt = _finish_stmt(
+        postgres, success, success and done.seeded, success and done.capped, not success and done.invalid_output
     )
-    if (await conn.execute(stmt)).first() is None:
+    params: dict[str, Any] = {"b_id": claim.id, "b_epoch": claim.lease_epoch, "b_started_at": claim.started_at}
+    if postgres:
+        params["b_next"] = timedelta(seconds=done.next_in_s)
+    else:
+        # The embedded SQLite has no clock of its own: this process's, read once, as db_clock does.
+        at = utcnow()
+        params["b_now"] = at
+        params["b_next"] = at + timedelta(seconds=done.next_in_s)
+    if not success:
+        params.update(
+            b_failing_from=claim.started_at, b_invalid_outputs=rule.invalid_outputs, b_failures=rule.failures,
+            b_error=done.error,
+            b_failing_before=timedelta(seconds=-rule.failing_s) if postgres
+            else params["b_now"] + timedelta(seconds=-rule.failing_s),
+        )
+    if (await conn.execute(stmt, params)).first() is None:
         raise LeaseLost()
 
 
@@ -180,12 +230,16 @@ async def record_lost_run(engine: AsyncEngine, run: dict[str, Any]) -> bool:
     return True
 
 
+# The run's values are parameters, not part of the statement: one statement, compiled once.
+_INSERT_RUN = insert(poll_runs)
+
+
 async def record_run(conn: AsyncConnection | AsyncEngine, run: dict[str, Any]) -> None:
     if isinstance(conn, AsyncEngine):
         async with conn.begin() as c:
-            await c.execute(insert(poll_runs).values(**run))
+            await c.execute(_INSERT_RUN, run)
     else:
-        await conn.execute(insert(poll_runs).values(**run))
+        await conn.execute(_INSERT_RUN, run)
 
 
 async def release_lease(engine: AsyncEngine, claim: Claimed, retry_in_s: float) -> None:
