@@ -110,35 +110,6 @@ def worker_process(env: dict[str, str], log: Path, *args: str) -> Iterator[Worke
             process.wait(timeout=10)
 
 
-@contextmanager
-def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
-    """A real `odeus-triggers serve` on a free loopback port; yields its origin."""
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as out:
-        process = subprocess.Popen(cli_command("serve", "--host", "127.0.0.1", "--port", str(port), *args),
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        def answers() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited with {process.returncode}\n{tail(log)}")
-            try:
-                with httpx.Client(trust_env=False, timeout=2) as client:
-                    return client.get(f"{origin}/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(answers, 60, "serve's /healthz", log)
-        yield origin
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def bootstrap(env: dict[str, str]) -> dict[str, str]:
     """`migrate` then `bootstrap --json` on the database of `env`: a workspace, key and integration."""
     import json

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from runtime_support import IDS_TRIGGER, bootstrap, process_env, serve_process, wait_for
+from runtime_support import IDS_TRIGGER, bootstrap, process_env, wait_for
 
-from support.helpers import fresh_postgres_database
+from support.helpers import fresh_postgres_database, served
 from support.subscriptions import WEBHOOK
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -43,7 +43,7 @@ def test_serve_on_sqlite_polls_in_the_api_process_by_default(tmp_path: Path):
     assert "ODEUS_EMBEDDED_WORKER" not in env  # the default, as `make run` starts it
     tenant = bootstrap(env)
     log = tmp_path / "serve.log"
-    with serve_process(env, log) as origin, _client(origin, tenant) as client:
+    with served(env, log, embedded_worker=None) as origin, _client(origin, tenant) as client:
         path = _subscribe(client, tenant)
         # The first poll seeds; the next ones succeed with nothing new, each moving lastPollTime.
         first = wait_for(lambda: _read(client, path)["lastPollTime"], 30, "a poll by the embedded scheduler", log)
@@ -60,7 +60,7 @@ def test_serve_on_postgres_polls_only_with_the_worker_flag(tmp_path: Path):
         env = process_env(url)
         tenant = bootstrap(env)
         log = tmp_path / "serve.log"
-        with serve_process(env, log) as origin, _client(origin, tenant) as client:
+        with served(env, log, embedded_worker=None) as origin, _client(origin, tenant) as client:
             path = _subscribe(client, tenant)
             # Due at once and polled every second by anyone polling: 4 s is plenty to see it.
             time.sleep(4)
@@ -68,7 +68,8 @@ def test_serve_on_postgres_polls_only_with_the_worker_flag(tmp_path: Path):
             metrics = httpx.get(f"{origin}/metrics", trust_env=False).text
             assert "odeus_polls_total{" not in metrics
 
-        with serve_process(env, tmp_path / "with-worker.log", "--with-worker") as origin, _client(origin, tenant) as client:
+        with_worker = served(env, tmp_path / "with-worker.log", 60, 1, "--with-worker", embedded_worker=None)
+        with with_worker as origin, _client(origin, tenant) as client:
             shown = wait_for(lambda: _read(client, path)["lastPolledAt"] and _read(client, path), 30,
                              "a poll by serve --with-worker", tmp_path / "with-worker.log")
             assert shown["lastPollTime"] is not None and shown["consecutiveFailures"] == 0

@@ -159,18 +159,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str], log_path: Any, timeout: float = 60, workers: int = 1) -> Any:
-    """`odeus-triggers serve` on a free loopback port, with `env`; yields its origin once it answers."""
+def served(
+    env: dict[str, str], log_path: Any, timeout: float = 60, workers: int = 1, *extra_args: str,
+    embedded_worker: bool | None = False,
+) -> Any:
+    """`odeus-triggers serve` on a free loopback port, with `env`; yields its origin once it answers.
+
+    No embedded scheduler unless the test asks for one (it would poll other tests' subscriptions);
+    `embedded_worker=None` leaves the service's own default (on for SQLite)."""
     import subprocess
     import time
 
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    # No embedded scheduler unless the test asks for one: it would poll other tests' subscriptions.
-    env = {"ODEUS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "ODEUS_EMBEDDED_WORKER": "false", **env}
+    env = {"ODEUS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, **env}
+    if embedded_worker is not None:
+        env.setdefault("ODEUS_EMBEDDED_WORKER", str(embedded_worker).lower())
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+            cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra_args),
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     try:

@@ -21,7 +21,7 @@ from ..integrations.secrets import secret_context as integration_secret_context
 from ..ops.redaction import redact, redact_json, remember_secrets, secret_scope
 from ..sandbox import RunResult, SandboxPool, SandboxUnavailable
 from ..secretbox import Keyring
-from ..timestamps import as_utc
+from ..timestamps import iso_ms
 from ..triggers.inputs import RunnableTrigger, load_runnable
 from . import poll_store
 from .claims import Claimed
@@ -65,9 +65,6 @@ class PollDeps:
             single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         object.__setattr__(self, "autocommit", single)
 
-
-def iso_ms(value: datetime) -> str:
-    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def render_run(run: dict[str, Any]) -> dict[str, Any]:
