@@ -1,20 +1,26 @@
 """The scheduler loop (RUNTIME.md, "Scheduling"): claim what is due, poll it, and again.
 
 At most `concurrency` polls are in flight. When there is room, one `claim_due` leases up to the
-free slots at once, so that claiming costs one statement per batch, not one per poll. Each claim
-runs `poll()` in a task of its own; a poll that fails is logged and never stops the loop, and a
+free slots at once, and one `load` reads what they run with, so that claiming costs two statements
+per batch, not per poll; their results are group-committed (`group_commit`). One workspace holds
+at most its share of the slots (`workspace_share`): a workspace whose code is slow cannot keep
+another's polls from being claimed. Each claim runs `poll()` in a task of its own; a poll that fails is logged and never stops the loop, and a
 database outage only slows the loop down. `stop()` drains: no new claims, the polls in flight
 finish within the sandbox's wall time plus a margin, and the leases of those that do not are given
 back, so that another worker polls them at once rather than after the lease.
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
+import uuid
+from collections import Counter
 
 from ..db.sql import is_outage
 from ..subscriptions.claims import Claimed, claim_due, give_back
-from ..subscriptions.poll import PollDeps, PollNotRun, poll
+from ..subscriptions.poll import Loaded, PollDeps, PollNotRun, load, poll
+from .group_commit import GroupCommit
 
 log = logging.getLogger("odeus_triggers.runtime.scheduler")
 
@@ -30,14 +36,24 @@ IDLE_S = 0.5
 OUTAGE_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+def workspace_share(concurrency: int, runs_per_workspace: int) -> int:
+    """How many of a worker's slots one workspace may hold: enough to keep its share of the
+    sandbox busy with the next polls waiting, never so many that a workspace whose code is slow
+    holds the slots every other workspace's polls need to be claimed at all."""
+    return max(1, min(concurrency, max(2 * runs_per_workspace, concurrency // 4)))
+
+
 class Scheduler:
     def __init__(
         self, deps: PollDeps, *, concurrency: int, wall_time_s: float, idle_s: float = IDLE_S,
+        per_workspace: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.deps = deps
+        self.deps = dataclasses.replace(deps, writer=GroupCommit(deps))
         self.concurrency = concurrency
+        self.per_workspace = per_workspace or workspace_share(concurrency, deps.sandbox.limits.runs_per_tenant)
+        self._by_workspace: Counter[uuid.UUID] = Counter()
         self.lease_s = wall_time_s + LEASE_MARGIN_S
         self.drain_s = wall_time_s + DRAIN_MARGIN_S
         self.idle_s = idle_s
@@ -65,6 +81,9 @@ class Scheduler:
                 continue
             try:
                 claims = await self._claim(free)
+                # What the batch's polls run with, in two queries for all of them. If this fails,
+                # the claims are polled again when their leases run out.
+                loaded = await load(self.deps, claims)
             except Exception as exc:
                 delay = OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
                 failures += 1
@@ -76,22 +95,44 @@ class Scheduler:
                 await self._wait(None, delay)
                 continue
             failures = 0
+            over: list[Claimed] = []
             for claim in claims:
-                task = asyncio.create_task(self._poll(claim), name=f"odeus-poll-{claim.id}")
+                if claim.id not in loaded:  # deleted since the claim
+                    continue
+                if self._by_workspace[claim.workspace_id] >= self.per_workspace:
+                    over.append(claim)
+                    continue
+                self._by_workspace[claim.workspace_id] += 1
+                task = asyncio.create_task(self._poll(claim, loaded[claim.id]), name=f"odeus-poll-{claim.id}")
                 self._in_flight[task] = claim
                 task.add_done_callback(self._done)
+            if over:
+                await self._give_back(over)
             if len(claims) < free:
                 # Everything due is taken: wait, unless stopping. A full batch asks again at once,
                 # as soon as there is room, since more may be due.
                 await self._wait(None, self.idle_s)
 
     async def _claim(self, free: int) -> list[Claimed]:
+        # A workspace that holds its share of the slots is not claimed for: its polls would only
+        # wait here, while another workspace's came due behind them.
+        busy = [ws for ws, n in self._by_workspace.items() if n >= self.per_workspace]
         if self.deps.autocommit is self.deps.engine:
             async with self.deps.engine.begin() as conn:
-                return await claim_due(conn, free, self.lease_s)
+                return await claim_due(conn, free, self.lease_s, busy)
         # One statement: atomic on its own, and committed by itself.
         async with self.deps.autocommit.connect() as conn:
-            return await claim_due(conn, free, self.lease_s)
+            return await claim_due(conn, free, self.lease_s, busy)
+
+    async def _give_back(self, claims: list[Claimed]) -> None:
+        """One claim can bring more of a workspace than its share (it had room for one more, and a
+        batch of it was due): the rest is due again at once, for whoever has room."""
+        try:
+            async with self.deps.engine.begin() as conn:
+                await give_back(conn, claims)
+        except Exception as exc:
+            log.warning("could not give back %d leases (%s): they come due when they run out",
+                        len(claims), type(exc).__name__)
 
     async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]
@@ -104,12 +145,18 @@ class Scheduler:
                 waiter.cancel()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
+        claim = self._in_flight.pop(task, None)
+        if claim is not None:
+            left = self._by_workspace[claim.workspace_id] - 1
+            if left > 0:
+                self._by_workspace[claim.workspace_id] = left
+            else:
+                del self._by_workspace[claim.workspace_id]
         self._room.set()
 
-    async def _poll(self, claim: Claimed) -> None:
+    async def _poll(self, claim: Claimed, loaded: Loaded) -> None:
         try:
-            await poll(self.deps, claim)
+            await poll(self.deps, claim, loaded)
         except PollNotRun:
             log.warning("the sandbox could not take a poll; it is due again shortly",
                         extra={"subscription_id": str(claim.id)})
@@ -145,10 +192,5 @@ class Scheduler:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        try:
-            async with self.deps.engine.begin() as conn:
-                await give_back(conn, left)
-            log.info("gave back the leases of polls that did not finish in time", extra={"count": len(left)})
-        except Exception as exc:
-            log.warning("could not give back %d leases (%s): they come due when they run out",
-                        len(left), type(exc).__name__)
+        await self._give_back(left)
+        log.info("gave back the leases of polls that did not finish in time", extra={"count": len(left)})

@@ -49,21 +49,25 @@ def _claimed(rows: Sequence[Any]) -> list[Claimed]:
 
 
 @cache
-def _claim_due_stmt(postgres: bool) -> Any:
+def _claim_due_stmt(postgres: bool, excluding: bool) -> Any:
     """Built once per dialect, with the limit and the lease's end as parameters: the worker claims
     many times a second. On Postgres the times are `now()`; SQLite has no clock, so they come as
-    parameters (`b_now`, `b_lease`), as `db_clock` gives them."""
+    parameters (`b_now`, `b_lease`), as `db_clock` gives them. `excluding` skips the workspaces in
+    `b_busy`: those that already hold their share of the worker's slots."""
     if postgres:
         now: Any = func.now()
         lease_end = now + bindparam("b_lease", type_=Interval())
     else:
         now = bindparam("b_now", type_=DateTime(timezone=True))
         lease_end = bindparam("b_lease", type_=DateTime(timezone=True))
+    # A PATCH (a shorter interval, a resume) can bring next_poll_at forward while a poll holds the
+    # lease: the lease, not next_poll_at alone, says whether one is running.
+    conditions = [_ACTIVE, subscriptions.c.next_poll_at <= now, _NOT_LEASED(now)]
+    if excluding:
+        conditions.append(subscriptions.c.workspace_id.not_in(bindparam("b_busy", expanding=True)))
     due = (
         select(subscriptions.c.id)
-        # A PATCH (a shorter interval, a resume) can bring next_poll_at forward while a poll holds
-        # the lease: the lease, not next_poll_at alone, says whether one is running.
-        .where(_ACTIVE, subscriptions.c.next_poll_at <= now, _NOT_LEASED(now))
+        .where(*conditions)
         .order_by(subscriptions.c.next_poll_at)
         .limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True)
@@ -84,15 +88,20 @@ def _claim_due_stmt(postgres: bool) -> Any:
     )
 
 
-async def claim_due(conn: AsyncConnection, limit: int, lease_s: float) -> list[Claimed]:
-    """Up to `limit` due active subscriptions, the oldest due first, leased to the caller."""
+async def claim_due(
+    conn: AsyncConnection, limit: int, lease_s: float, busy: Sequence[uuid.UUID] = ()
+) -> list[Claimed]:
+    """Up to `limit` due active subscriptions, the oldest due first, leased to the caller; none of
+    the workspaces in `busy`."""
     lease = timedelta(seconds=lease_s)
     if conn.dialect.name == "postgresql":
         params: dict[str, Any] = {"b_limit": limit, "b_lease": lease}
     else:
         at = utcnow()
         params = {"b_limit": limit, "b_now": at, "b_lease": at + lease}
-    stmt = _claim_due_stmt(conn.dialect.name == "postgresql")
+    if busy:
+        params["b_busy"] = list(busy)
+    stmt = _claim_due_stmt(conn.dialect.name == "postgresql", bool(busy))
     return _claimed((await conn.execute(stmt, params)).all())
 
 

@@ -9,8 +9,9 @@ per poll and the rest come again, and a capped poll is due again at once.
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from cachetools import LRUCache
@@ -23,12 +24,12 @@ from ..sandbox import RunResult, SandboxPool, SandboxUnavailable
 from ..secretbox import Keyring
 from ..timestamps import iso_ms
 from ..triggers.inputs import RunnableTrigger, load_runnable
-from . import poll_store
+from . import poll_store, poll_write
 from .claims import Claimed
 from .event_keys import event_key
 from .input_values import password_values, stored_input_errors
-from .poll_store import Completion, LeaseLost, NewEvent
-from .schedule import PauseRule, failure_delay, success_delay
+from .poll_write import Finished
+from .schedule import PauseRule
 from .seal_contexts import secret_context
 
 MAX_NEW_EVENTS = 100
@@ -53,6 +54,9 @@ class PollDeps:
     observer: PollObserver | None = None
     # Per process, checked against the trigger's updated_at at every poll: a change shows at once.
     triggers: LRUCache[uuid.UUID, RunnableTrigger] = field(default_factory=lambda: LRUCache(maxsize=10_000))
+    # How a finished poll is written: by default alone, in a transaction of its own; the scheduler
+    # batches them (runtime.group_commit), so that many polls share one commit.
+    writer: Callable[[Finished], Awaitable[None]] | None = None
     # For work that is reads, or one statement, on Postgres: without BEGIN and COMMIT or ROLLBACK,
     # two round trips fewer. Each statement is its own transaction there, as it is in a READ
     # COMMITTED one anyway. On SQLite it is the engine itself: its `begin` hook takes the write
@@ -126,20 +130,31 @@ def _body(claim: Claimed, slug: str, started_at: datetime, event: dict[str, Any]
     }, separators=(",", ":"), ensure_ascii=False)
 
 
-def _new_id() -> str:
-    return "msg_" + uuid.uuid4().hex
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What one poll runs with, read for a whole claimed batch at once."""
+
+    row: Any
+    tokens: list[tuple[bool, str, str]]
 
 
-async def _load(deps: PollDeps, claim: Claimed) -> tuple[Any, dict[str, str], dict[str, str]] | None:
+async def load(deps: PollDeps, claims: Sequence[Claimed]) -> dict[uuid.UUID, Loaded]:
+    """Two queries for a whole batch of claims: the subscriptions with their triggers' slug and
+    version, and their sealed secrets. A subscription deleted since its claim is left out."""
+    if not claims:
+        return {}
     async with deps.autocommit.connect() as conn:
-        row = await poll_store.load_subscription(conn, claim.id)
-        if row is None:
-            return None
-        secrets: dict[str, str] = {}
-        for own, name, token in await poll_store.secret_tokens(conn, claim.integration_id, claim.id):
-            context = secret_context(claim.id, name) if own else integration_secret_context(claim.integration_id, name)
-            secrets[name] = deps.keyring.open(token, context)
-    return row, secrets, password_values(deps.keyring, claim.id, row.sealed_inputs or {})
+        rows = await poll_store.load_subscriptions(conn, [c.id for c in claims])
+        tokens = await poll_store.secret_tokens(conn, [c for c in claims if c.id in rows])
+    return {sid: Loaded(row, tokens.get(sid, [])) for sid, row in rows.items()}
+
+
+def _open(deps: PollDeps, claim: Claimed, loaded: Loaded) -> tuple[dict[str, str], dict[str, str]]:
+    secrets: dict[str, str] = {}
+    for own, name, token in loaded.tokens:
+        context = secret_context(claim.id, name) if own else integration_secret_context(claim.integration_id, name)
+        secrets[name] = deps.keyring.open(token, context)
+    return secrets, password_values(deps.keyring, claim.id, loaded.row.sealed_inputs or {})
 
 
 async def _trigger(deps: PollDeps, claim: Claimed, version: datetime) -> RunnableTrigger | None:
@@ -155,14 +170,17 @@ async def _trigger(deps: PollDeps, claim: Claimed, version: datetime) -> Runnabl
     return trigger
 
 
-async def poll(deps: PollDeps, claim: Claimed) -> dict[str, Any] | None:
-    """Poll once; the PollRun as the API shows it, or None if the subscription or trigger is gone."""
+async def poll(deps: PollDeps, claim: Claimed, loaded: Loaded | None = None) -> dict[str, Any] | None:
+    """Poll once; the PollRun as the API shows it, or None if the subscription or trigger is gone.
+    `loaded` is what `load` read for the claim's batch; without it, the poll reads its own."""
     began = time.monotonic()
-    loaded = await _load(deps, claim)
-    trigger = await _trigger(deps, claim, loaded[0].trigger_version) if loaded is not None else None
+    if loaded is None:
+        loaded = (await load(deps, [claim])).get(claim.id)
+    trigger = await _trigger(deps, claim, loaded.row.trigger_version) if loaded is not None else None
     if loaded is None or trigger is None:
         return None
-    row, secrets, passwords = loaded
+    row = loaded.row
+    secrets, passwords = _open(deps, claim, loaded)
     with secret_scope():
         remember_secrets([*secrets.values(), *passwords.values()])
         seeding = row.seeded_at is None and row.backfill_since is None
@@ -185,61 +203,24 @@ async def poll(deps: PollDeps, claim: Claimed) -> dict[str, Any] | None:
                 await poll_store.release_lease(deps.engine, claim, SANDBOX_RETRY_S)
                 raise PollNotRun() from None
             found = _read_result(result)
-        return await _write(deps, claim, row, found, seeding, began)
-
-
-async def _write(
-    deps: PollDeps, claim: Claimed, row: Any, found: _Found, seeding: bool, began: float
-) -> dict[str, Any] | None:
-    started = claim.started_at
-    new_count, seeded_count, capped = 0, 0, False
-    run: dict[str, Any] = {
-        "id": uuid.uuid4(), "subscription_id": claim.id, "started_at": started, "outcome": found.outcome,
-        "returned": found.returned, "capped": False, "error": found.error,
-    }
-    try:
-        async with deps.engine.begin() as conn:
-            if found.keyed and found.outcome == "ok":
-                await poll_store.hold(conn, claim)
-            if found.outcome == "ok" and seeding:
-                for i in range(0, len(found.keyed), poll_store.SEED_CHUNK):
-                    seeds = [NewEvent(_new_id(), key, None) for key, _ in found.keyed[i : i + poll_store.SEED_CHUNK]]
-                    seeded_count += len(await poll_store.insert_events(conn, claim.id, seeds, "seeded", started))
-                run["outcome"] = "seeded"
-            elif found.outcome == "ok":
-                # Insert no more than the room left under the cap at a time: the excess is never
-                # recorded as seen, so it comes again on the next poll.
-                i = 0
-                while i < len(found.keyed) and new_count < deps.max_new:
-                    chunk = found.keyed[i : i + deps.max_new - new_count]
-                    offered = [NewEvent(_new_id(), key, _body(claim, row.slug, started, event)) for key, event in chunk]
-                    new_count += len(await poll_store.insert_events(conn, claim.id, offered, "pending", started))
-                    i += len(chunk)
-                capped = i < len(found.keyed)
-            success = found.outcome == "ok"
-            failures = row.consecutive_failures + 1
-            done = Completion(
-                success=success, capped=capped, seeded=seeding and success,
-                invalid_output=found.outcome == "invalid_output", error=found.error,
-                next_in_s=(0.0 if capped else success_delay(row.interval_seconds)) if success
-                else failure_delay(row.interval_seconds, failures),
-            )
-            await poll_store.finish(conn, claim, done, deps.pause_rule)
-            if found.error and found.error.get("code") in ("inputs_invalid", "no_polling_code"):
-                await poll_store.pause(conn, claim, found.error["code"])
-            run.update(new=new_count, capped=capped, **_timing(started, began))
-            await poll_store.record_run(conn, run)
-    except LeaseLost:
-        run.update(outcome="lease_lost", new=0, capped=False, **_timing(started, began))
-        new_count = seeded_count = 0
-        if not await poll_store.record_lost_run(deps.engine, run):
-            return None
+        slug = row.slug
+        finished = Finished(
+            claim=claim, outcome=found.outcome, error=found.error, returned=found.returned, seeding=seeding,
+            interval_seconds=row.interval_seconds, failures_before=row.consecutive_failures, began=began,
+            keyed=found.keyed if found.outcome == "ok" else [],
+            body_of=lambda event: _body(claim, slug, claim.started_at, event),
+        )
+        await (deps.writer or _write_alone(deps))(finished)
+    if not finished.written:
+        return None
     if deps.observer is not None:
-        lag = (started - claim.due).total_seconds() if claim.due is not None else None
-        deps.observer.polled(run, lag, found.returned, new_count, seeded_count)
-    return render_run(run)
+        lag = (claim.started_at - claim.due).total_seconds() if claim.due is not None else None
+        deps.observer.polled(finished.run, lag, found.returned, finished.new, finished.seeded)
+    return render_run(finished.run)
 
 
-def _timing(started: datetime, began: float) -> dict[str, Any]:
-    elapsed = time.monotonic() - began
-    return {"finished_at": started + timedelta(seconds=elapsed), "duration_ms": elapsed * 1000}
+def _write_alone(deps: PollDeps) -> Callable[[Finished], Awaitable[None]]:
+    async def write(finished: Finished) -> None:
+        async with deps.engine.begin() as conn:
+            await poll_write.write(conn, [finished], deps.max_new, deps.pause_rule)
+    return write

@@ -1,9 +1,5 @@
-"""The SQL of one poll: what it needs to run, and its fenced result (RUNTIME.md, "Polling").
-
-The result is one transaction: the events (the unique key decides which are new; nothing is
-SELECTed first), their outbox rows, the subscription's state, and the poll-run record. It writes
-only while the claim's `lease_epoch` is still the stored one; otherwise it rolls back and only a
-`lease_lost` run is recorded.
+"""The SQL of polling: what a batch of polls needs to run, and the statements of their result
+(RUNTIME.md, "Polling"), which `poll_write` puts together in one fenced transaction.
 """
 
 import uuid
@@ -13,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Integer, Interval, Table, and_, bindparam, case, func, insert, literal, select, union_all, update
+from sqlalchemy import DateTime, Integer, Interval, Table, and_, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.runtime_tables import IntegrationSecret, PollRun, Subscription, SubscriptionSecret, TriggerEvent
@@ -34,45 +30,52 @@ poll_runs = cast(Table, PollRun.__table__)
 SEED_CHUNK = 200
 
 
-class LeaseLost(Exception):
-    """Another claim took the subscription: this poll's result must not be written."""
-
-
 # The statements of every poll are built once, with bound parameters: building them per poll cost
 # more of the worker's CPU than running them, and a statement built once also keeps its cache key.
-_LOAD_SUBSCRIPTION = (
+_LOAD_SUBSCRIPTIONS = (
     select(
-        subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
+        subscriptions.c.id, subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
         subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
         subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
         triggers.c.updated_at.label("trigger_version"),
     )
     .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
-    .where(subscriptions.c.id == bindparam("b_id"))
+    .where(subscriptions.c.id.in_(bindparam("b_ids", expanding=True)))
 )
 
 
-async def load_subscription(conn: AsyncConnection, subscription_id: uuid.UUID) -> Any:
-    return (await conn.execute(_LOAD_SUBSCRIPTION, {"b_id": subscription_id})).first()
+async def load_subscriptions(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """What the polls of these subscriptions run with, in one query for a whole claimed batch."""
+    return {row.id: row for row in await conn.execute(_LOAD_SUBSCRIPTIONS, {"b_ids": list(ids)})}
 
 
 _SECRET_TOKENS = union_all(
-    select(literal(False).label("own"), integration_secrets.c.name, integration_secrets.c.token).where(
-        integration_secrets.c.integration_id == bindparam("b_integration_id")
-    ),
-    select(literal(True).label("own"), subscription_secrets.c.name, subscription_secrets.c.token).where(
-        subscription_secrets.c.subscription_id == bindparam("b_subscription_id")
-    ),
+    select(
+        literal(False).label("own"), integration_secrets.c.integration_id.label("owner"),
+        integration_secrets.c.name, integration_secrets.c.token,
+    ).where(integration_secrets.c.integration_id.in_(bindparam("b_integration_ids", expanding=True))),
+    select(
+        literal(True).label("own"), subscription_secrets.c.subscription_id.label("owner"),
+        subscription_secrets.c.name, subscription_secrets.c.token,
+    ).where(subscription_secrets.c.subscription_id.in_(bindparam("b_subscription_ids", expanding=True))),
 )
 
 
 async def secret_tokens(
-    conn: AsyncConnection, integration_id: uuid.UUID, subscription_id: uuid.UUID
-) -> list[tuple[bool, str, str]]:
-    """The sealed secrets a poll runs with, in one query: (is the subscription's own, name, token),
-    the integration's first, so that the subscription's own win a merge by name."""
-    rows = await conn.execute(_SECRET_TOKENS, {"b_integration_id": integration_id, "b_subscription_id": subscription_id})
-    return sorted(((bool(o), n, tok) for o, n, tok in rows), key=lambda r: r[0])
+    conn: AsyncConnection, claims: Sequence[Claimed]
+) -> dict[uuid.UUID, list[tuple[bool, str, str]]]:
+    """The sealed secrets the polls of a batch run with, in one query: for each subscription,
+    (is its own, name, token), the integration's first, so that its own win a merge by name."""
+    rows = (await conn.execute(_SECRET_TOKENS, {
+        "b_integration_ids": list({c.integration_id for c in claims}),
+        "b_subscription_ids": [c.id for c in claims],
+    })).all()
+    by_owner: dict[uuid.UUID, list[tuple[bool, str, str]]] = {}
+    for own, owner, name, token in rows:
+        by_owner.setdefault(owner, []).append((bool(own), name, token))
+    return {
+        c.id: [*by_owner.get(c.integration_id, ()), *by_owner.get(c.id, ())] for c in claims
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +86,13 @@ class NewEvent:
 
 
 async def insert_events(
-    conn: AsyncConnection, subscription_id: uuid.UUID, candidates: Sequence[NewEvent], state: str, now: datetime
+    conn: AsyncConnection, offered: Sequence[tuple[uuid.UUID, NewEvent, str, datetime]]
 ) -> set[str]:
-    """Insert the events that are new, and touch `last_seen_at` of those already seen; returns the
-    ids of the new ones. An existing row keeps its own id, so the returned id tells them apart."""
-    if not candidates:
+    """Insert the offered events that are new, and touch `last_seen_at` of those already seen, in
+    one statement whatever their subscriptions; returns the ids of the new ones. An existing row
+    keeps its own id, so the returned id tells them apart. Each item is (subscription, event,
+    state, seen at)."""
+    if not offered:
         return set()
     rows = [
         {
@@ -96,14 +101,14 @@ async def insert_events(
             "next_attempt_at": now if state == "pending" else None, "lease_epoch": 0, "lease_expires_at": None,
             "delivered_at": None,
         }
-        for e in candidates
+        for subscription_id, e, state, now in offered
     ]
     stmt = upsert_insert(conn, events).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["subscription_id", "event_key"], set_={"last_seen_at": stmt.excluded.last_seen_at}
     ).returning(events.c.id)
-    offered = {e.id for e in candidates}
-    return {row_id for (row_id,) in await conn.execute(stmt) if row_id in offered}
+    ids = {e.id for _, e, _, _ in offered}
+    return {row_id for (row_id,) in await conn.execute(stmt) if row_id in ids}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +127,12 @@ _TIMESTAMP = DateTime(timezone=True)
 
 
 @cache
-def _finish_stmt(postgres: bool, success: bool, seeded: bool, capped: bool, invalid_output: bool) -> Any:
-    """The fenced UPDATE of a finished poll, one per shape. On Postgres the times are the
-    database's clock (`now()` plus intervals); SQLite has none, so they come as parameters
-    (`b_now` and the times themselves), as `db_clock` gives them."""
+def finish_stmt(postgres: bool, success: bool, seeded: bool, capped: bool, invalid_output: bool) -> Any:
+    """The UPDATE of a finished poll, one per shape, run with many parameter sets at once. The
+    rows are locked and their epochs checked before (`poll_write`); the epoch stays in the WHERE
+    all the same. On Postgres the times are the database's clock (`now()` plus intervals); SQLite
+    has none, so they come as parameters (`b_now` and the times themselves), as `db_clock` gives
+    them."""
     if postgres:
         now: Any = func.now()
 
@@ -173,17 +180,15 @@ def _finish_stmt(postgres: bool, success: bool, seeded: bool, capped: bool, inva
         update(subscriptions)
         .where(subscriptions.c.id == bindparam("b_id"), subscriptions.c.lease_epoch == bindparam("b_epoch"))
         .values(**values)
-        .returning(subscriptions.c.id)
     )
 
 
-async def finish(conn: AsyncConnection, claim: Claimed, done: Completion, rule: PauseRule) -> None:
-    """The fenced write of the subscription's state; raises LeaseLost when the lease is gone."""
-    postgres = conn.dialect.name == "postgresql"
+def finish_params(
+    postgres: bool, claim: Claimed, done: Completion, rule: PauseRule
+) -> tuple[tuple[bool, bool, bool, bool], dict[str, Any]]:
+    """The shape of `finish_stmt` that a completion needs, and its parameters."""
     success = done.success
-    stmt = _finish_stmt(
-        postgres, success, success and done.seeded, success and done.capped, not success and done.invalid_output
-    )
+    shape = (success, success and done.seeded, success and done.capped, not success and done.invalid_output)
     params: dict[str, Any] = {"b_id": claim.id, "b_epoch": claim.lease_epoch, "b_started_at": claim.started_at}
     if postgres:
         params["b_next"] = timedelta(seconds=done.next_in_s)
@@ -199,47 +204,7 @@ async def finish(conn: AsyncConnection, claim: Claimed, done: Completion, rule: 
             b_failing_before=timedelta(seconds=-rule.failing_s) if postgres
             else params["b_now"] + timedelta(seconds=-rule.failing_s),
         )
-    if (await conn.execute(stmt, params)).first() is None:
-        raise LeaseLost()
-
-
-async def hold(conn: AsyncConnection, claim: Claimed) -> None:
-    """Lock the subscription's row until the transaction ends, if the claim's lease is still its
-    own; raises LeaseLost otherwise. Taken before events are written: their rows reference the
-    subscription, which a DELETE may have removed while the code ran (a foreign-key error, not a
-    lost lease), and the lock keeps it from going before the commit."""
-    stmt = (
-        select(subscriptions.c.id)
-        .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
-        .with_for_update()
-    )
-    if (await conn.execute(stmt)).first() is None:
-        raise LeaseLost()
-
-
-async def record_lost_run(engine: AsyncEngine, run: dict[str, Any]) -> bool:
-    """Record a `lease_lost` run; False, with nothing written, when its subscription was deleted
-    meanwhile (its history went with it)."""
-    async with engine.begin() as conn:
-        there = await conn.scalar(
-            select(subscriptions.c.id).where(subscriptions.c.id == run["subscription_id"]).with_for_update()
-        )
-        if there is None:
-            return False
-        await conn.execute(insert(poll_runs).values(**run))
-    return True
-
-
-# The run's values are parameters, not part of the statement: one statement, compiled once.
-_INSERT_RUN = insert(poll_runs)
-
-
-async def record_run(conn: AsyncConnection | AsyncEngine, run: dict[str, Any]) -> None:
-    if isinstance(conn, AsyncEngine):
-        async with conn.begin() as c:
-            await c.execute(_INSERT_RUN, run)
-    else:
-        await conn.execute(_INSERT_RUN, run)
+    return shape, params
 
 
 async def release_lease(engine: AsyncEngine, claim: Claimed, retry_in_s: float) -> None:
@@ -250,13 +215,3 @@ async def release_lease(engine: AsyncEngine, claim: Claimed, retry_in_s: float) 
             .where(subscriptions.c.id == claim.id, subscriptions.c.lease_epoch == claim.lease_epoch)
             .values(lease_expires_at=None, next_poll_at=db_clock(conn).plus(retry_in_s))
         )
-
-
-async def pause(conn: AsyncConnection, claim: Claimed, reason: str) -> None:
-    """Problems that will not fix themselves (the trigger's fields or code changed): paused now,
-    if it is active; a paused or disabled subscription keeps its status until it is resumed."""
-    await conn.execute(
-        update(subscriptions)
-        .where(subscriptions.c.id == claim.id, subscriptions.c.status == "active")
-        .values(status="paused_errors", paused_reason=reason)
-    )
