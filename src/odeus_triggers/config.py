@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     min_interval_seconds: int = Field(
         60, ge=1, le=86_400, description="The shortest polling interval a subscription may ask for."
     )
+    dedupe_max_keys: int = Field(
+        100_000, ge=1, description="Dedupe keys kept per subscription; beyond it the oldest go (pending events stay)."
+    )
     embedded_worker: bool | None = Field(
         None,
         description="Whether the API process also runs the scheduler (the worker). Unset: on for SQLite, off for "

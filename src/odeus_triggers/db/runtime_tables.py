@@ -149,6 +149,8 @@ class TriggerEvent(Base):
             postgresql_where=text("state = 'pending'"), sqlite_where=text("state = 'pending'"),
         ),
         Index("ix_trigger_events_subscription_id_first_seen_at_id", "subscription_id", "first_seen_at", "id"),
+        # The per-subscription key cap: the newest keys of one subscription, and the oldest beyond them.
+        Index("ix_trigger_events_subscription_id_last_seen_at_id", "subscription_id", "last_seen_at", "id"),
     )
 
     # `msg_…`: the webhook-id of every attempt.

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .subscription_gauge import SubscriptionGauge
+
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_LABELS = ("method", "route", "status")
@@ -46,6 +48,9 @@ class Metrics:
             ("policy",),
             registry=self.registry,
         )
+        # Read from the database, so the same in every worker: not one of the per-process files.
+        self.subscriptions = SubscriptionGauge()
+        self.registry.register(self.subscriptions)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method if method in KNOWN_METHODS else "other", route, str(status))
@@ -59,6 +64,7 @@ class Metrics:
             # Every worker's counts; the process_* and python_* series are per process, so left out.
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
+            registry.register(self.subscriptions)
         encoder, content_type = choose_encoder(accept or "")
         return encoder(registry), content_type
 

@@ -46,6 +46,7 @@ async def readyz(engine: EngineDep) -> dict[str, str]:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, engine: EngineDep) -> Response:
+    await request.app.state.metrics.subscriptions.refresh(engine)
     body, content_type = request.app.state.metrics.render(request.headers.get("accept"))
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

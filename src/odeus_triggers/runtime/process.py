@@ -44,7 +44,7 @@ class Runtime:
         cls, settings: Settings, deps: PollDeps, concurrency: int = DEFAULT_CONCURRENCY
     ) -> "Runtime":
         scheduler = Scheduler(deps, concurrency=concurrency, wall_time_s=settings.polling_timeout_seconds)
-        return cls(scheduler, Sweeper(deps.engine))
+        return cls(scheduler, Sweeper(deps.engine, max_keys=settings.dedupe_max_keys))
 
     def start(self) -> None:
         self._tasks = [self.scheduler.start(), asyncio.create_task(self.sweeper.run(), name="odeus-sweeper")]

@@ -1,12 +1,14 @@
 """The retention sweeps (RUNTIME.md): poll runs are kept 7 days, dedupe keys 30 days after they
-were last seen. Each statement deletes a bounded batch through an index, off the poll path, so
-that a sweep never holds locks long nor scans a table; a backlog drains batch after batch.
+were last seen, and at most `ODEUS_DEDUPE_MAX_KEYS` of them per subscription (`key_cap`). Each
+statement deletes a bounded batch through an index, off the poll path, so that a sweep never holds
+locks long nor scans a table; a backlog drains batch after batch.
 
 Every worker sweeps; SKIP LOCKED lets several do it at once without waiting on each other.
 """
 
 import asyncio
 import logging
+import uuid
 from typing import cast
 
 from sqlalchemy import Table, delete, select
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db.runtime_tables import PENDING, PollRun, TriggerEvent
 from ..db.sql import db_clock, is_outage
+from .key_cap import cap_keys_once
 
 log = logging.getLogger("odeus_triggers.runtime.sweeper")
 
@@ -26,6 +29,7 @@ BATCH = 1_000
 EVERY_S = 60.0
 # While a batch comes back full there is a backlog: the next one follows soon, not in a minute.
 BACKLOG_EVERY_S = 1.0
+MAX_KEYS = 100_000
 
 
 async def sweep_once(engine: AsyncEngine, batch: int = BATCH) -> dict[str, int]:
@@ -54,10 +58,15 @@ async def sweep_once(engine: AsyncEngine, batch: int = BATCH) -> dict[str, int]:
 
 
 class Sweeper:
-    def __init__(self, engine: AsyncEngine, *, every_s: float = EVERY_S, batch: int = BATCH) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, every_s: float = EVERY_S, batch: int = BATCH, max_keys: int = MAX_KEYS
+    ) -> None:
         self._engine = engine
         self._every_s = every_s
         self._batch = batch
+        self._max_keys = max_keys
+        # In memory: a restarted worker walks from the start again, which costs one more walk.
+        self._cap_cursor: uuid.UUID | None = None
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -65,6 +74,9 @@ class Sweeper:
             wait = self._every_s
             try:
                 deleted = await sweep_once(self._engine, self._batch)
+                capped = await cap_keys_once(self._engine, self._max_keys, after=self._cap_cursor, batch=self._batch)
+                self._cap_cursor = capped.cursor
+                deleted["keys_over_cap"] = capped.deleted
                 if any(n >= self._batch for n in deleted.values()):
                     wait = BACKLOG_EVERY_S
                 if any(deleted.values()):
