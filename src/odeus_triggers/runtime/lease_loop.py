@@ -1,0 +1,179 @@
+"""The loop that the scheduler and the dispatcher share: claim leased work, run it, and again.
+
+At most `concurrency` items are in flight. When there is room, one claim leases up to the free
+slots at once, so that claiming costs a statement per batch, not per item. One key (a workspace
+for polls, a destination host for deliveries) holds at most `share` of the slots, so that work
+that is slow for one tenant or one receiver cannot keep everyone else's from being claimed; a
+claim that brings more of a key than its share gives the rest back. Each item runs in a task of
+its own: one that fails is logged and never stops the loop, and a database outage only slows the
+loop down. `stop()` drains: no new claims, the items in flight finish within the drain time, and
+the leases of those that do not are given back, so that another worker takes them at once rather
+than after the lease.
+"""
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Generic, TypeVar
+
+from ..db.sql import is_outage
+
+log = logging.getLogger("odeus_triggers.runtime")
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+# Out of the drain, what cancelling the rest, giving their leases back and closing take.
+STOP_RESERVE_S = 1.5
+# Nothing due: wait this long before asking again. One indexed query per idle loop every half
+# second is the whole idle load on the database.
+IDLE_S = 0.5
+OUTAGE_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class LeaseLoop(ABC, Generic[T, K]):
+    # For the logs: what is claimed ("due subscriptions") and what runs ("polls").
+    claims = "work"
+    what = "work"
+
+    def __init__(self, *, concurrency: int, share: int, drain_s: float, idle_s: float = IDLE_S) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self.share = max(1, min(share, concurrency))
+        self.drain_s = drain_s
+        self.idle_s = idle_s
+        self._in_flight: dict[asyncio.Task[None], T] = {}
+        self._by_key: Counter[K] = Counter()
+        self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def claim(self, free: int, busy: Sequence[K]) -> list[T]:
+        """Lease up to `free` items, none of them (if the claim can tell) under a key in `busy`."""
+
+    @abstractmethod
+    def key(self, item: T) -> K: ...
+
+    @abstractmethod
+    async def handle(self, item: T) -> None:
+        """Run one item; an exception is logged, and its lease runs out on its own."""
+
+    @abstractmethod
+    async def give_back(self, items: list[T], over_share: bool) -> None:
+        """Hand leases back unused: items over their key's share, or still in flight at a stop."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> asyncio.Task[None]:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self.run(), name=f"odeus-{self.what}")
+        return self._loop
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._in_flight)
+            if free <= 0:
+                self._room.clear()
+                await self._wait(self._room, None)
+                continue
+            try:
+                items = await self.claim(free, [k for k, n in self._by_key.items() if n >= self.share])
+            except Exception as exc:
+                delay = OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
+                failures += 1
+                # The type only: driver messages can quote statements or connection details.
+                log.warning(
+                    "claiming %s failed (%s%s); retrying in %.1f s", self.claims, type(exc).__name__,
+                    ", the database is unreachable" if is_outage(exc) else "", delay,
+                )
+                await self._wait(None, delay)
+                continue
+            failures = 0
+            over: list[T] = []
+            for item in items:
+                key = self.key(item)
+                if self._by_key[key] >= self.share:
+                    over.append(item)
+                    continue
+                self._by_key[key] += 1
+                task = asyncio.create_task(self._handle(item), name=f"odeus-{self.what}-item")
+                self._in_flight[task] = item
+                task.add_done_callback(self._done)
+            if over:
+                await self._give_back(over, over_share=True)
+            if len(items) < free:
+                # Everything due is taken: wait, unless stopping. A full batch asks again at once,
+                # as soon as there is room, since more may be due.
+                await self._wait(None, self.idle_s)
+
+    async def _handle(self, item: T) -> None:
+        try:
+            await self.handle(item)
+        except Exception as exc:
+            # The type only, never the message: it may quote inputs or a statement. The lease
+            # runs out on its own, so the item is taken again after it.
+            log.error("one of the %s failed (%s%s); it is retried when its lease runs out", self.what,
+                      type(exc).__name__, ", the database is unreachable" if is_outage(exc) else "")
+
+    async def _give_back(self, items: list[T], over_share: bool) -> None:
+        try:
+            await self.give_back(items, over_share)
+        except Exception as exc:
+            log.warning("could not give back %d leases of %s (%s): they come due when they run out",
+                        len(items), self.what, type(exc).__name__)
+
+    async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if event is not None:
+            waiters.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        item = self._in_flight.pop(task, None)
+        if item is not None:
+            key = self.key(item)
+            if self._by_key[key] > 1:
+                self._by_key[key] -= 1
+            else:
+                del self._by_key[key]
+        self._room.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, let the items in flight finish within the drain time, and give back the
+        leases of the ones that do not."""
+        self._stopping.set()
+        # One budget from the signal on, less a reserve for giving back the leases and closing,
+        # so that the process is gone within it.
+        deadline = time.monotonic() + self.drain_s - STOP_RESERVE_S
+        if self._loop is not None:
+            try:
+                # The loop notices at once, unless it is in the middle of a claim (bounded by the
+                # statement timeout).
+                await asyncio.wait_for(asyncio.shield(self._loop), max(deadline - time.monotonic(), 0.01))
+            except TimeoutError:
+                self._loop.cancel()
+            except Exception:  # run() never raises; defensive, so that the drain still happens
+                log.exception("the %s loop ended with an error", self.what)
+        running = set(self._in_flight)
+        if running:
+            _, running = await asyncio.wait(running, timeout=max(deadline - time.monotonic(), 0.01))
+        if not running:
+            return
+        left = [self._in_flight[t] for t in running if t in self._in_flight]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self._give_back(left, over_share=False)
+        log.info("gave back the leases of %s that did not finish in time", self.what, extra={"count": len(left)})
