@@ -31,10 +31,13 @@ DRAIN_MARGIN_S = 5.0
 
 
 def workspace_share(concurrency: int, runs_per_workspace: int) -> int:
-    """How many of a worker's slots one workspace may hold: enough to keep its share of the
-    sandbox busy with the next polls waiting, never so many that a workspace whose code is slow
-    holds the slots every other workspace's polls need to be claimed at all."""
-    return max(1, min(concurrency, max(2 * runs_per_workspace, concurrency // 4)))
+    """How many of a worker's slots one workspace may hold: twice what the sandbox lets it run at
+    once, so that its next poll is ready when one ends, and never every slot. A poll beyond that
+    would only wait in the sandbox behind its own workspace's runs, holding a slot that another
+    workspace's due poll needs to be claimed at all."""
+    if concurrency == 1:
+        return 1
+    return max(1, min(concurrency - 1, 2 * runs_per_workspace))
 
 
 class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
