@@ -34,12 +34,13 @@ from .ops.metrics import Metrics
 from .ops.router import router as ops_router
 from .ratelimit.counter import RateCounter
 from .ratelimit.policies import Policies
-from .runtime.metrics import PollMetrics
+from .runtime.metrics import DeliveryMetrics, PollMetrics
 from .runtime.process import Runtime
 from .sandbox import SandboxPool
 from .sandbox.limits import poller_limits, sandbox_limits
 from .sandbox.verdicts import SyntaxVerdicts
 from .secretbox import Keyring, KeyringError, keyring_from_settings
+from .subscriptions.events_router import router as events_router
 from .subscriptions.poll import PollDeps
 from .subscriptions.polls_router import router as polls_router
 from .subscriptions.router import router as subscriptions_router
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             concurrency = 2 * settings.polling_workers
             poll_sandbox = SandboxPool(poller_limits(settings, concurrency))
             deps = PollDeps(engine=engine, sandbox=poll_sandbox, keyring=keyring, observer=app.state.poll_metrics)
-            runtime = Runtime.build(settings, deps, concurrency=concurrency)
+            runtime = Runtime.build(settings, deps, concurrency=concurrency, deliveries=app.state.delivery_metrics)
             runtime.start()
         try:
             yield
@@ -139,12 +140,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     # Always registered: a poll-now through the API counts like a scheduled poll.
     app.state.poll_metrics = PollMetrics(app.state.metrics.registry)
+    app.state.delivery_metrics = DeliveryMetrics(app.state.metrics.registry)
     app.state.trigger_hooks = TriggerHooks(after_update=(pause_invalid_subscriptions,))
     mount_api(
         app,
         (
             integrations_router, triggers_router, dry_run_router, integration_secrets_router, subscriptions_router,
             polls_router,
+            events_router,
         ),
     )
     app.include_router(ops_router)

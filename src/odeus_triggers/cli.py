@@ -1,4 +1,4 @@
-"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | secrets | serve | worker`."""
+"""The operator's command line: `odeus-triggers migrate | bootstrap | keys | integrations | secrets | serve | worker | listen`."""
 
 import argparse
 import asyncio
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from .auth import admin
 from .auth.scopes import Scope
+from .cli_listen import add_listen_command
 from .cli_secrets import add_secrets_commands, check_keyring
 from .cli_worker import add_with_worker_flag, add_worker_command, apply_with_worker
 from .config import DEFAULT_DATABASE_URL, Settings, get_settings
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_worker_command(sub)
+    add_listen_command(sub)
     return parser
 
 

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         description="Whether webhook URLs may point at private, loopback or link-local addresses (an operator's "
         "own workflow engine); separate from the polling code's switch.",
     )
+    delivery_concurrency: int = Field(50, ge=1, le=1000, description="Webhook deliveries in flight per worker.")
+    delivery_per_host: int = Field(
+        10, ge=1, le=1000,
+        description="Of those, at most this many to one destination host, so that a slow receiver cannot hold them all.",
+    )
     min_interval_seconds: int = Field(
         60, ge=1, le=86_400, description="The shortest polling interval a subscription may ask for."
     )

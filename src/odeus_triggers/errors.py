@@ -143,6 +143,11 @@ class SubscriptionNotFound(ApiError):
     default_detail = "Subscription not found for this trigger."
 
 
+class EventNotFound(ApiError):
+    status, code, title = 404, "event_not_found", "Not found"
+    default_detail = "Event not found for this subscription."
+
+
 class NotFound(ApiError):
     status, code, title = 404, "not_found", "Not found"
     default_detail = "No such route."
@@ -166,6 +171,14 @@ class PollInProgress(ApiError):
 class SubscriptionDisabled(ApiError):
     status, code, title = 409, "subscription_disabled", "Conflict"
     default_detail = "The subscription is disabled; set its status to `active` to poll it again."
+
+
+class EventNotDeliverable(ApiError):
+    status, code, title = 409, "event_not_deliverable", "Conflict"
+    default_detail = (
+        "This event has no stored body to send: it was recorded by the seeding poll, which delivers nothing, "
+        "or its body was removed by retention."
+    )
 
 
 class IdempotencyKeyInUse(ApiError):

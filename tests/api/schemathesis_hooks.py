@@ -70,10 +70,13 @@ from schemathesis.core.parameters import ParameterLocation
 
 from odeus_triggers.triggers.slugs import field_slug
 
+_SUBSCRIPTION = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"
 IDEMPOTENT_OPERATIONS = {
     ("POST", "/integrations/v1/create"),
     ("POST", "/integrations/v1/{integrationId}/triggers/create"),
     ("POST", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"),
+    ("POST", _SUBSCRIPTION + "/events/{eventId}/redeliver"),
+    ("POST", _SUBSCRIPTION + "/rotate-signing-secret"),
 }
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255

@@ -115,6 +115,7 @@ async def test_docs_page_loads_nothing_from_elsewhere(client):
     assert (await client.get("/docs/assets/no-such-file.js")).status_code == 404
 
 
+SUBSCRIPTION = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"
 NEW_OPERATION_IDS = {
     ("post", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"): "createSubscription",
     ("get", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"): "listSubscriptions",
@@ -123,6 +124,10 @@ NEW_OPERATION_IDS = {
     ("delete", "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"): "deleteSubscription",
     ("put", "/integrations/v1/{integrationId}/secrets"): "updateIntegrationSecrets",
     ("get", "/integrations/v1/{integrationId}/secrets"): "listIntegrationSecrets",
+    ("get", f"{SUBSCRIPTION}/events"): "listEvents",
+    ("get", f"{SUBSCRIPTION}/events/{{eventId}}"): "getEvent",
+    ("post", f"{SUBSCRIPTION}/events/{{eventId}}/redeliver"): "redeliverEvent",
+    ("post", f"{SUBSCRIPTION}/rotate-signing-secret"): "rotateSigningSecret",
 }
 NEW_REQUEST_SCHEMAS = ("SubscriptionCreate", "SubscriptionPatch", "IntegrationSecretsIn")
 
@@ -186,3 +191,14 @@ def test_new_operations_declare_their_problem_errors(document):
             assert "`trigger_not_found`" in responses["404"]["description"] or "subscriptionId" in path, path
         if "{subscriptionId}" in path:
             assert "`subscription_not_found`" in responses["404"]["description"], path
+
+
+def test_event_links_fill_the_path_with_the_events_msg_id(document):
+    # An Event's `eventId` is the code's own id; the path's `{eventId}` is the Event's `id`.
+    for method, path, status, pointer in (("get", "/events", "200", "/events/0"),
+                                          ("get", "/events/{eventId}", "200", "/event"),
+                                          ("post", "/events/{eventId}/redeliver", "202", "/event")):
+        links = document["paths"][SUBSCRIPTION + path][method]["responses"][status]["links"]
+        assert {link["operationId"] for link in links.values()} == {"getEvent", "redeliverEvent"}
+        for link in links.values():
+            assert link["parameters"]["eventId"] == f"$response.body#{pointer}/id"

@@ -23,8 +23,9 @@ It runs twice:
    their own, so that the fuzzer's DELETEs (which take the trigger ids it captures) cannot remove
    their triggers. Likewise, GET and PATCH of one subscription use a subscription of a trigger of
    their own, so that the fuzzer's subscription DELETEs (on the trigger that its creates and
-   lists use, with the subscription ids they return) cannot remove it. Poll-now and the poll
-   history use that subscription too, so that its polls run real code and its history has runs.
+   lists use, with the subscription ids they return) cannot remove it. Poll-now, the poll
+   history, the event routes and the signing-secret rotation use that subscription too, so that its
+   polls run real code, its history has runs and its event list has (seeded) events.
 
 Each asserts that the run ended with no failure and no error, and prints its figures.
 
@@ -71,6 +72,10 @@ UPDATE_SUBSCRIPTION = f"PATCH {SUBSCRIPTIONS}/{{subscriptionId}}"
 DELETE_SUBSCRIPTION = f"DELETE {SUBSCRIPTIONS}/{{subscriptionId}}"
 POLL_SUBSCRIPTION = f"POST {SUBSCRIPTIONS}/{{subscriptionId}}/poll"
 LIST_POLLS = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}/polls"
+LIST_EVENTS = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}/events"
+GET_EVENT = f"GET {SUBSCRIPTIONS}/{{subscriptionId}}/events/{{eventId}}"
+REDELIVER_EVENT = f"POST {SUBSCRIPTIONS}/{{subscriptionId}}/events/{{eventId}}/redeliver"
+ROTATE_SIGNING_SECRET = f"POST {SUBSCRIPTIONS}/{{subscriptionId}}/rotate-signing-secret"
 # The operations whose valid bodies depend on the trigger the path names (see the module docstring).
 TRIGGER_DEPENDENT = (TEST_RUN, CREATE_SUBSCRIPTION, UPDATE_SUBSCRIPTION)
 # Schemathesis's defaults for positive_data_acceptance, plus 400 (see the module docstring).
@@ -164,7 +169,7 @@ def fuzz(origin: str, base: str, api_key: str, config: str, workdir: Path, capsy
         )
     if done.returncode != 0 or report["failures"] or report["errors"] or not report["complete"]:
         pytest.fail(f"schemathesis exited with {done.returncode}:\n{_failures_section(done.stdout)}", pytrace=False)
-    assert operations["tested"] == operations["total"] == 16, operations
+    assert operations["tested"] == operations["total"] == 20, operations
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
         assert report["phases"][phase]["status"] == "success", report["phases"]
     return report
@@ -231,7 +236,8 @@ parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.
 include-name = {toml_string(name)}
 parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(kept_trigger)}, \
 "path.subscriptionId" = {toml_string(kept_subscription)} }}
-""" for name in (GET_SUBSCRIPTION, UPDATE_SUBSCRIPTION, POLL_SUBSCRIPTION, LIST_POLLS))
+""" for name in (GET_SUBSCRIPTION, UPDATE_SUBSCRIPTION, POLL_SUBSCRIPTION, LIST_POLLS, LIST_EVENTS, GET_EVENT,
+                 REDELIVER_EVENT, ROTATE_SIGNING_SECRET))
     fuzz(service, "/api/public", tenant["apiKey"], config, tmp_path, capsys, "pinned ids")
 
     # The bodies did reach the database: the fuzzer's triggers are there, and so are the pinned ones.

@@ -28,6 +28,8 @@ LEASE_S = WALL_S + 30.0
 DRAIN_S = WALL_S + 5.0
 SLOW_MS = 4000
 SUBSCRIPTIONS = 3
+# One slot more than the subscriptions: a workspace never holds every slot of a worker.
+CONCURRENCY = SUBSCRIPTIONS + 1
 
 # Slow enough to be caught in flight; the ids come from the inputs, so the test decides when a
 # new one appears upstream.
@@ -81,7 +83,7 @@ async def test_kill_9_mid_poll_its_subscriptions_are_polled_again_after_the_leas
     env = _env(database_url)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
-    with worker_process(env, first_log, "--concurrency", str(SUBSCRIPTIONS)) as first:
+    with worker_process(env, first_log, "--concurrency", str(CONCURRENCY)) as first:
         async def all_seeded() -> bool:
             runs = _runs_by_subscription(await workspace_runs(engine, ws))
             return set(runs) == set(ids) and all(r[0]["outcome"] == "seeded" for r in runs.values())
@@ -110,7 +112,7 @@ async def test_kill_9_mid_poll_its_subscriptions_are_polled_again_after_the_leas
     leases = {i: r["lease_expires_at"] for i, r in held.items()}
     assert all(r["lease_expires_at"] == leases[i] for i, r in (await subscription_rows(engine, ws)).items())
 
-    with worker_process(env, second_log, "--concurrency", str(SUBSCRIPTIONS)) as second:
+    with worker_process(env, second_log, "--concurrency", str(CONCURRENCY)) as second:
         async def all_polled_again() -> bool:
             runs = _runs_by_subscription(await workspace_runs(engine, ws))
             return all(len(runs.get(i, [])) > len(_runs_by_subscription(before)[i]) for i in ids)

@@ -100,11 +100,13 @@ async def test_two_workers_share_1000_subscriptions_and_never_poll_one_twice_at_
     # Nothing was left leased: both drained, and what was due stayed due.
     rows = await subscription_rows(engine, tenant.workspace_id)
     assert [i for i, r in rows.items() if r["lease_expires_at"] is not None] == []
-    # Every claim bumps lease_epoch once, and here every claim ends in exactly one recorded run,
-    # except one the sandbox turned away (logged, nothing run): no claim was lost or doubled.
+    # Every claim bumps lease_epoch once, and ends in one recorded run, or one the sandbox turned
+    # away (logged, nothing run), or goes back unrun: all 1,000 are one workspace's, and a claim
+    # that brings more of it than its share of a worker gives the rest back (due again at once).
     turned_away = sum(tail(log, 10**7).count("the sandbox could not take a poll") for log in logs)
     claims = sum(r["lease_epoch"] for r in rows.values())
-    assert claims == len(runs) + turned_away, (claims, len(runs), turned_away)
+    assert claims >= len(runs) + turned_away, (claims, len(runs), turned_away)
+    given_back = claims - len(runs) - turned_away
     polls = sorted(len(v) for v in by_subscription.values())
     with capsys.disabled():
         print(f"\n[workers share] {SUBSCRIPTIONS} subscriptions created through the API in {created_s:.1f} s "
@@ -113,4 +115,5 @@ async def test_two_workers_share_1000_subscriptions_and_never_poll_one_twice_at_
               f"b={per_worker[1]}; poll runs of these subscriptions: {len(runs)} ({len(runs) / ran_s:.0f}/s); "
               f"outcomes {outcomes}")
         print(f"[workers share] runs per subscription: min {polls[0]}, median {polls[len(polls) // 2]}, "
-              f"max {polls[-1]}; overlapping: 0; claims {claims}; polls the sandbox turned away: {turned_away}")
+              f"max {polls[-1]}; overlapping: 0; claims {claims}; polls the sandbox turned away: {turned_away}; "
+              f"claims given back over the workspace's share: {given_back}")

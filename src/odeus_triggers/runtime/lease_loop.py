@@ -48,6 +48,12 @@ class LeaseLoop(ABC, Generic[T, K]):
         self.idle_s = idle_s
         self._in_flight: dict[asyncio.Task[None], T] = {}
         self._by_key: Counter[K] = Counter()
+        # Items still counted against their key's share (by id()): `release_share` ends that early.
+        self._sharing: set[int] = set()
+        # How many to claim at most: all the free slots, unless the last claims brought more of a
+        # key than its share (one workspace's backlog, one host's): then about what was kept, so
+        # that the loop does not claim and give back the same rows over and over.
+        self._batch = concurrency
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -84,8 +90,11 @@ class LeaseLoop(ABC, Generic[T, K]):
                 self._room.clear()
                 await self._wait(self._room, None)
                 continue
+            busy = [k for k, n in self._by_key.items() if n >= self.share]
+            self._room.clear()
+            asked = min(free, self._batch)
             try:
-                items = await self.claim(free, [k for k, n in self._by_key.items() if n >= self.share])
+                items = await self.claim(asked, busy)
             except Exception as exc:
                 delay = OUTAGE_BACKOFF_S[min(failures, len(OUTAGE_BACKOFF_S) - 1)]
                 failures += 1
@@ -104,15 +113,20 @@ class LeaseLoop(ABC, Generic[T, K]):
                     over.append(item)
                     continue
                 self._by_key[key] += 1
+                self._sharing.add(id(item))
                 task = asyncio.create_task(self._handle(item), name=f"odeus-{self.what}-item")
                 self._in_flight[task] = item
                 task.add_done_callback(self._done)
             if over:
                 await self._give_back(over, over_share=True)
-            if len(items) < free:
+            kept = len(items) - len(over)
+            # Down to what was kept after a claim with leftovers, up by one after one without.
+            self._batch = max(1, kept) if over else min(self.concurrency, self._batch + 1)
+            if len(items) < asked:
                 # Everything due is taken: wait, unless stopping. A full batch asks again at once,
-                # as soon as there is room, since more may be due.
-                await self._wait(None, self.idle_s)
+                # as soon as there is room, since more may be due. So does a short one that left
+                # out keys at their share, as soon as one of theirs (or any) slot frees.
+                await self._wait(self._room if busy else None, self.idle_s)
 
     async def _handle(self, item: T) -> None:
         try:
@@ -140,14 +154,22 @@ class LeaseLoop(ABC, Generic[T, K]):
             for waiter in waiters:
                 waiter.cancel()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        item = self._in_flight.pop(task, None)
-        if item is not None:
+    def release_share(self, item: T) -> None:
+        """The item no longer holds what the share protects (the sandbox, the receiver): only its
+        write is left. It still holds its slot until it is done."""
+        if id(item) in self._sharing:
+            self._sharing.discard(id(item))
             key = self.key(item)
             if self._by_key[key] > 1:
                 self._by_key[key] -= 1
             else:
                 del self._by_key[key]
+            self._room.set()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        item = self._in_flight.pop(task, None)
+        if item is not None:
+            self.release_share(item)
         self._room.set()
 
     async def stop(self) -> None:

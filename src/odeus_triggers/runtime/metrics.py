@@ -1,9 +1,10 @@
-"""The scheduler's Prometheus metrics (RUNTIME.md, "Metrics"), as a `PollObserver`.
+"""The scheduler's and the dispatcher's Prometheus metrics (RUNTIME.md, "Metrics"), as a `PollObserver` and a `DeliveryObserver`.
 
 They take a registry rather than the global one: the API process (embedded mode) and a worker
 each expose their own, and the tests build many of both in one process.
 """
 
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -39,3 +40,25 @@ class PollMetrics:
         for kind, count in (("seen", seen), ("new", new), ("seeded", seeded)):
             if count:
                 self.events.labels(kind).inc(count)
+
+
+# A 2xx usually follows the poll's commit within a second; the tail is retries, up to days.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86_400)
+
+
+class DeliveryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "odeus_deliveries", "Delivery attempts, by outcome: delivered, failed, gone (410).", ("outcome",),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "odeus_delivery_latency_seconds",
+            "From the start of the poll that found an event (its commit follows within the poll) to its 2xx.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+
+    def delivered(self, event: Any, outcome: Any, at: datetime) -> None:
+        self.deliveries.labels(outcome.kind).inc()
+        if outcome.kind == "delivered":
+            self.latency.observe(max((at - event.first_seen_at).total_seconds() + outcome.duration_ms / 1000, 0.0))

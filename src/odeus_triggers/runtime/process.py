@@ -21,7 +21,8 @@ from ..sandbox import SandboxPool
 from ..sandbox.limits import poller_limits
 from ..secretbox import Keyring, keyring_from_settings
 from ..subscriptions.poll import PollDeps
-from .metrics import PollMetrics
+from .dispatcher import Dispatcher
+from .metrics import DeliveryMetrics, PollMetrics
 from .scheduler import Scheduler
 from .sweeper import Sweeper
 
@@ -32,26 +33,38 @@ DEFAULT_CONCURRENCY = 50
 
 @dataclass
 class Runtime:
-    """The scheduler and the sweeps, over an engine, sandbox pool and keyring that the caller owns
-    and closes after `stop()`."""
+    """The scheduler, the dispatcher and the sweeps, over an engine, sandbox pool and keyring that
+    the caller owns and closes after `stop()`."""
 
     scheduler: Scheduler
+    dispatcher: Dispatcher
     sweeper: Sweeper
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(
-        cls, settings: Settings, deps: PollDeps, concurrency: int = DEFAULT_CONCURRENCY
+        cls, settings: Settings, deps: PollDeps, concurrency: int = DEFAULT_CONCURRENCY,
+        deliveries: DeliveryMetrics | None = None,
     ) -> "Runtime":
         scheduler = Scheduler(deps, concurrency=concurrency, wall_time_s=settings.polling_timeout_seconds)
-        return cls(scheduler, Sweeper(deps.engine, max_keys=settings.dedupe_max_keys))
+        dispatcher = Dispatcher(
+            deps.engine, deps.keyring, concurrency=settings.delivery_concurrency,
+            per_host=settings.delivery_per_host, allow_private=settings.delivery_allow_private_network,
+            observer=deliveries,
+        )
+        return cls(scheduler, dispatcher, Sweeper(deps.engine, max_keys=settings.dedupe_max_keys))
 
     def start(self) -> None:
-        self._tasks = [self.scheduler.start(), asyncio.create_task(self.sweeper.run(), name="odeus-sweeper")]
+        self._tasks = [
+            self.scheduler.start(), self.dispatcher.start(),
+            asyncio.create_task(self.sweeper.run(), name="odeus-sweeper"),
+        ]
 
     async def stop(self) -> None:
+        """Both loops drain at once: the process is gone within the longer of their drains."""
         self.sweeper.stop()
-        await self.scheduler.stop()
+        await asyncio.gather(self.scheduler.stop(), self.dispatcher.stop())
+        await self.dispatcher.close()
         for task in self._tasks:
             if not task.done():
                 task.cancel()
@@ -110,7 +123,7 @@ async def _run(settings: Settings, keyring: Keyring, concurrency: int, metrics_p
     sandbox = SandboxPool(poller_limits(settings, concurrency))
     registry = worker_registry()
     deps = PollDeps(engine=engine, sandbox=sandbox, keyring=keyring, observer=PollMetrics(registry))
-    runtime = Runtime.build(settings, deps, concurrency)
+    runtime = Runtime.build(settings, deps, concurrency, DeliveryMetrics(registry))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -31,10 +31,11 @@ DRAIN_MARGIN_S = 5.0
 
 
 def workspace_share(concurrency: int, runs_per_workspace: int) -> int:
-    """How many of a worker's slots one workspace may hold: twice what the sandbox lets it run at
-    once, so that its next poll is ready when one ends, and never every slot. A poll beyond that
-    would only wait in the sandbox behind its own workspace's runs, holding a slot that another
-    workspace's due poll needs to be claimed at all."""
+    """How many of a worker's polls of one workspace may be running or waiting for the sandbox:
+    twice what the sandbox lets it run at once, so that its next poll is ready when one ends, and
+    never every slot. A poll beyond that would only wait in the sandbox behind its own workspace's
+    runs, holding a slot that another workspace's due poll needs to be claimed at all. A poll whose
+    code has run leaves the share while its result is committed."""
     if concurrency == 1:
         return 1
     return max(1, min(concurrency - 1, 2 * runs_per_workspace))
@@ -52,11 +53,20 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
             concurrency=concurrency, drain_s=wall_time_s + DRAIN_MARGIN_S, idle_s=idle_s,
             share=per_workspace or workspace_share(concurrency, deps.sandbox.limits.runs_per_tenant),
         )
-        commit = GroupCommit[Finished](
+        self._commit = GroupCommit[Finished](
             deps.engine, lambda conn, batch: poll_write.write(conn, batch, deps.max_new, deps.pause_rule), "polls",
         )
-        self.deps = dataclasses.replace(deps, writer=commit)
+        self.deps = dataclasses.replace(deps, writer=self._write)
         self.lease_s = wall_time_s + LEASE_MARGIN_S
+        self._items: dict[uuid.UUID, tuple[Claimed, Loaded]] = {}
+
+    async def _write(self, finished: Finished) -> None:
+        # The code has run: the workspace's next poll may take its place in the sandbox's queue
+        # while this one's result is committed.
+        item = self._items.pop(finished.claim.id, None)
+        if item is not None:
+            self.release_share(item)
+        await self._commit(finished)
 
     async def claim(self, free: int, busy: Sequence[uuid.UUID]) -> list[tuple[Claimed, Loaded]]:
         if self.deps.autocommit is self.deps.engine:
@@ -77,11 +87,14 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
 
     async def handle(self, item: tuple[Claimed, Loaded]) -> None:
         claim, loaded = item
+        self._items[claim.id] = item
         try:
             await poll(self.deps, claim, loaded)
         except PollNotRun:
             log.warning("the sandbox could not take a poll; it is due again shortly",
                         extra={"subscription_id": str(claim.id)})
+        finally:
+            self._items.pop(claim.id, None)
 
     async def give_back(self, items: list[tuple[Claimed, Loaded]], over_share: bool) -> None:
         # Due at once either way: a workspace over its share is skipped by the next claims here.

@@ -1,34 +1,28 @@
 """SSRF-safe HTTP for polling code, performed by the parent on the worker's behalf.
 
-Every hop (the first request and each redirect) is resolved once, every
-resolved address is checked, and the connection goes to the checked address
-itself (URL host replaced by the IP; Host header and TLS SNI keep the name),
-so a DNS answer that changes between check and connect cannot redirect us.
-
-httpx's transport is used directly rather than a Client: a Client would keep
-cookies between runs of different users, apply proxy settings from the
-environment, and follow redirects without asking us.
+Every hop (the first request and each redirect) goes through egress.transport, which resolves
+the host, checks every address and connects to the checked one; redirects are followed here,
+one checked hop at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
 from ..egress import addresses
+from ..egress.transport import AddressRefused, PinnedTransport, ResolveFailed, Resolver, system_resolver
 from . import charsets
 from .contracts import SandboxLimits, format_bytes
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+__all__ = ["FetchBudget", "FetchError", "Fetcher", "Resolver", "system_resolver"]
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -50,13 +44,6 @@ _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
 
 class FetchError(Exception):
     """A user-facing reason the fetch failed; the message goes to the script as is."""
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    # str() only for the type checker: for AF_INET and AF_INET6 the host is always a str.
-    return [str(info[4][0]) for info in infos]
 
 
 @dataclass
@@ -96,20 +83,12 @@ class Fetcher:
             address_check = addresses.allow_all if limits.allow_private_network else addresses.public_only
         self._check = address_check
         self._ssl_context = ssl_context
-        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._transport: PinnedTransport | None = None
 
-    def _get_transport(self) -> httpx.AsyncHTTPTransport:
+    def _get_transport(self) -> PinnedTransport:
         if self._transport is None:
-            self._transport = httpx.AsyncHTTPTransport(
-                # True means httpx's default context (certifi CAs).
-                verify=self._ssl_context if self._ssl_context is not None else True,
-                trust_env=False,
-                retries=0,
-                # No keep-alive: a pooled connection is keyed by IP, and reusing
-                # one opened with another host's SNI would skip that host's
-                # certificate check.
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
-            )
+            # No keep-alive: connections would outlive the run that opened them.
+            self._transport = PinnedTransport(resolver=self._resolve, ssl_context=self._ssl_context)
         return self._transport
 
     async def aclose(self) -> None:
@@ -176,56 +155,27 @@ class Fetcher:
 
     async def _send_one(self, method, url: httpx.URL, headers, body, budget) -> httpx.Response:
         host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        ip = await self._resolve_checked(host, port)
-        target = url.copy_with(host=str(ip))
-        all_headers = [("Host", url.netloc.decode("ascii"))]
-        all_headers += [(k, v) for k, v in headers]
+        all_headers = list(headers)
         names = {k.lower() for k, _ in headers}
         if "user-agent" not in names:
             all_headers.append(("User-Agent", _USER_AGENT))
         if "accept" not in names:
             all_headers.append(("Accept", "*/*"))
         all_headers.append(("Accept-Encoding", "gzip, deflate"))
-        timeout = max(budget.remaining(), 0.001)
-        extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
-        if url.scheme == "https" and addresses.parse_ip(host) is None:
-            extensions["sni_hostname"] = host
-        request = httpx.Request(
-            method, target, headers=all_headers,
-            content=body.encode("utf-8", "replace") if body is not None else None,
-            extensions=extensions,
-        )
         try:
-            return await self._get_transport().handle_async_request(request)
+            return await self._get_transport().send(
+                method, url, all_headers,
+                body.encode("utf-8", "replace") if body is not None else None,
+                check=self._check, timeout=httpx.Timeout(max(budget.remaining(), 0.001)),
+            )
+        except AddressRefused as exc:
+            raise FetchError(f"fetch refused: {exc.reason}") from None
+        except ResolveFailed:
+            raise FetchError(f"fetch failed: could not resolve {host}") from None
         except httpx.TimeoutException:
             raise FetchError(f"fetch failed: {host} did not answer within the run's time limit") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"fetch failed: could not connect to {host} ({type(exc).__name__})") from None
-
-    async def _resolve_checked(self, host: str, port: int) -> addresses.IPAddress:
-        literal = addresses.parse_ip(host)
-        if literal is not None:
-            candidates = [literal]
-        else:
-            try:
-                raw = await self._resolve(host, port)
-            except (OSError, UnicodeError):
-                raise FetchError(f"fetch failed: could not resolve {host}") from None
-            candidates = []
-            for text in raw:
-                ip = addresses.parse_ip(text)
-                if ip is None:
-                    raise FetchError(f"fetch refused: {host} resolved to an unusable address")
-                candidates.append(ip)
-            if not candidates:
-                raise FetchError(f"fetch failed: could not resolve {host}")
-        # All of them, not just the one we use: a mixed answer is a rebinding setup.
-        for ip in candidates:
-            reason = self._check(host, ip)
-            if reason is not None:
-                raise FetchError(f"fetch refused: {reason}")
-        return candidates[0]
 
 
 def _check_url(url: httpx.URL) -> httpx.URL:

@@ -134,13 +134,18 @@ async def claim_one(conn: AsyncConnection, subscription_id: uuid.UUID, lease_s: 
 
 
 async def give_back(conn: AsyncConnection, claims: Sequence[Claimed]) -> None:
-    """Hand leases back unused (a worker stopping): due at once, for any worker."""
+    """Hand leases back unused (a worker stopping, or a claim over a workspace's share): due at
+    once, for any worker, at the due time the claim took, so that it keeps its place among the
+    oldest due."""
     if not claims:
         return
     clock = db_clock(conn)
     stmt = (
         update(subscriptions)
         .where(subscriptions.c.id == bindparam("b_id"), subscriptions.c.lease_epoch == bindparam("b_epoch"))
-        .values(next_poll_at=clock.now, lease_expires_at=None)
+        .values(next_poll_at=func.least(func.coalesce(subscriptions.c.claimed_due_at, clock.now), clock.now)
+                if conn.dialect.name == "postgresql"
+                else func.min(func.coalesce(subscriptions.c.claimed_due_at, clock.now), clock.now),
+                lease_expires_at=None)
     )
     await conn.execute(stmt, [{"b_id": c.id, "b_epoch": c.lease_epoch} for c in claims])

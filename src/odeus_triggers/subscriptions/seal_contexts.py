@@ -9,4 +9,5 @@ def secret_context(subscription_id: uuid.UUID, name: str) -> str:
 
 
 def signing_context(subscription_id: uuid.UUID) -> str:
+    # The previous secret too: a rotation moves the sealed token from one column to the other as it is.
     return f"signing-secret:{subscription_id}"

@@ -233,6 +233,8 @@ async def update_subscription(
                 status=target.value, paused_reason=None, next_poll_at=now, consecutive_failures=0,
                 consecutive_invalid_outputs=0, failing_since=None, delivery_failing_since=None,
             )
+            if row.status == SubscriptionStatus.DISABLED.value:
+                await store.release_held_events(conn, row.id, now)
         elif target == SubscriptionStatus.PAUSED:
             values.update(status=target.value, paused_reason=None)
         if changes:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..api.pagination import Page
-from ..db.runtime_tables import Subscription, SubscriptionSecret
+from ..db.runtime_tables import Subscription, SubscriptionSecret, TriggerEvent
 from ..db.sql import upsert_insert, violated_constraint
 from ..db.tables import Trigger
 from ..errors import TriggerNotFound
@@ -18,6 +18,7 @@ from ..errors import TriggerNotFound
 subscriptions = cast(Table, Subscription.__table__)
 secrets = cast(Table, SubscriptionSecret.__table__)
 triggers = cast(Table, Trigger.__table__)
+events = cast(Table, TriggerEvent.__table__)
 
 SecretNames = dict[uuid.UUID, list[tuple[str, datetime]]]
 
@@ -109,6 +110,15 @@ async def lock_subscription(
 
 async def update_subscription(conn: AsyncConnection, subscription_id: uuid.UUID, values: dict[str, Any]) -> None:
     await conn.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))
+
+
+async def release_held_events(conn: AsyncConnection, subscription_id: uuid.UUID, now: datetime) -> None:
+    """A subscription active again: the events held while it was disabled are due at once."""
+    await conn.execute(
+        update(events)
+        .where(events.c.subscription_id == subscription_id, events.c.state == "pending", events.c.next_attempt_at.is_(None))
+        .values(next_attempt_at=now)
+    )
 
 
 async def merge_secrets(

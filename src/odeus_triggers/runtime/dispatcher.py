@@ -1,0 +1,102 @@
+"""The dispatcher loop (RUNTIME.md, "Delivery"): claim pending events, POST each one signed, and
+record the attempt.
+
+A `LeaseLoop` over events: one claim leases up to the free slots with their subscriptions'
+webhooks and secrets; each event is sent by `delivery.sender` through the SSRF-safe transport,
+signed by `delivery.signing`; the results are group-committed (`outbox.write`). The key of the
+share is the destination host, so that one slow receiver cannot hold every slot: an event over
+its host's share goes back for a second. The lease is the attempt's timeout plus 15 s.
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..delivery import outbox
+from ..delivery.outbox import Attempted, Pending
+from ..delivery.retry_schedule import delay_before_next
+from ..delivery.sender import Outcome, new_transport, send
+from ..delivery.signing import attempt_headers
+from ..ops.redaction import remember_secrets, secret_scope
+from ..secretbox import Keyring
+from ..subscriptions.seal_contexts import signing_context
+from .group_commit import GroupCommit
+from .lease_loop import IDLE_S, LeaseLoop
+
+log = logging.getLogger("odeus_triggers.runtime.dispatcher")
+
+TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 5.0
+LEASE_MARGIN_S = 15.0
+DRAIN_MARGIN_S = 5.0
+# An event over its host's share waits this long, so that the next claims take other hosts' first.
+OVER_SHARE_WAIT_S = 1.0
+
+
+class DeliveryObserver(Protocol):
+    def delivered(self, event: Pending, outcome: Outcome, at: datetime) -> None: ...
+
+
+class Dispatcher(LeaseLoop[Pending, str]):
+    claims = "pending events"
+    what = "deliveries"
+
+    def __init__(
+        self, engine: AsyncEngine, keyring: Keyring, *, concurrency: int, per_host: int, allow_private: bool,
+        observer: DeliveryObserver | None = None, timeout_s: float = TIMEOUT_S, idle_s: float = IDLE_S,
+    ) -> None:
+        super().__init__(concurrency=concurrency, share=per_host, drain_s=timeout_s + DRAIN_MARGIN_S, idle_s=idle_s)
+        self.engine = engine
+        self.keyring = keyring
+        self.allow_private = allow_private
+        self.observer = observer
+        self.timeout_s = timeout_s
+        self.lease_s = timeout_s + LEASE_MARGIN_S
+        self.transport = new_transport()
+        self._commit = GroupCommit[Attempted](engine, outbox.write, "deliveries")
+
+    async def claim(self, free: int, busy: Sequence[str]) -> list[Pending]:
+        async with self.engine.begin() as conn:
+            claimed = await outbox.claim(conn, free, self.lease_s)
+            # A subscription disabled since its events were due: they wait for it to be active.
+            held = [p for p in claimed if p.status == "disabled" or p.body is None]
+            await outbox.release(conn, held, in_s=None)
+        return [p for p in claimed if p.status != "disabled" and p.body is not None]
+
+    def key(self, item: Pending) -> str:
+        return (urlsplit(item.webhook_url).hostname or "").lower()
+
+    async def handle(self, item: Pending) -> None:
+        secret = self.keyring.open(item.signing_secret, signing_context(item.subscription_id))
+        previous = (
+            self.keyring.open(item.previous_signing_secret, signing_context(item.subscription_id))
+            if item.previous_signing_secret else None
+        )
+        at = datetime.now(UTC)
+        with secret_scope():
+            remember_secrets([s for s in (secret, previous) if s])
+            headers = attempt_headers(
+                item.id, item.body or "", secret, previous_secret=previous, previous_until=item.previous_until, now=at,
+            )
+            outcome = await send(
+                self.transport, item.webhook_url, item.body or "", headers, allow_private=self.allow_private,
+                connect_timeout=CONNECT_TIMEOUT_S, total_timeout=self.timeout_s,
+            )
+        next_in_s = None
+        if outcome.kind == "failed":
+            next_in_s = delay_before_next(item.attempts + 1, outcome.retry_after_s)
+        attempted = Attempted(item, outcome, at, next_in_s)
+        await self._commit(attempted)
+        if self.observer is not None and attempted.written:
+            self.observer.delivered(item, outcome, at)
+
+    async def give_back(self, items: list[Pending], over_share: bool) -> None:
+        async with self.engine.begin() as conn:
+            await outbox.release(conn, items, in_s=OVER_SHARE_WAIT_S if over_share else 0.0)
+
+    async def close(self) -> None:
+        await self.transport.aclose()
