@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
-from sqlalchemy import DateTime, Interval, func, literal
+from sqlalchemy import DateTime, Interval, any_, bindparam, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -15,6 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..errors import ApiError, IntegrationNotFound, TriggerNameConflict
 from ..timestamps import utcnow
 from .tables import NAME_INDEX
+
+
+def in_list(column: Any, name: str, postgres: bool) -> Any:
+    """`column IN (…the list bound as name…)`. On Postgres `= ANY($1)` with one array parameter, so
+    that the statement is the same whatever the list's length: asyncpg prepares it once per
+    connection, where `IN ($1, $2, …)` would be a new statement (a new prepare) for every length."""
+    if postgres:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def upsert_insert(conn: AsyncConnection, table: Any) -> Any:

@@ -1,10 +1,11 @@
 """The loop that the scheduler and the dispatcher share: claim leased work, run it, and again.
 
 At most `concurrency` items are in flight. When there is room, one claim leases up to the free
-slots at once, so that claiming costs a statement per batch, not per item. One key (a workspace
-for polls, a destination host for deliveries) holds at most `share` of the slots, so that work
-that is slow for one tenant or one receiver cannot keep everyone else's from being claimed; a
-claim that brings more of a key than its share gives the rest back. Each item runs in a task of
+slots at once, so that claiming costs a statement per batch, not per item. Half the slots are
+kept for keys (a workspace for polls, a destination host for deliveries) under their `share`, so
+that work that is slow for one tenant or one receiver cannot keep everyone else's from being
+claimed: once only those are left, a claim skips the keys at their share, and gives back what it
+brought beyond a key's share. Each item runs in a task of
 its own: one that fails is logged and never stops the loop, and a database outage only slows the
 loop down. `stop()` drains: no new claims, the items in flight finish within the drain time, and
 the leases of those that do not are given back, so that another worker takes them at once rather
@@ -32,6 +33,8 @@ STOP_RESERVE_S = 1.5
 # second is the whole idle load on the database.
 IDLE_S = 0.5
 OUTAGE_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# With fewer slots free than a fifth of them, wait this much longer for more before claiming.
+REFILL_WAIT_S = 0.02
 
 
 class LeaseLoop(ABC, Generic[T, K]):
@@ -50,10 +53,13 @@ class LeaseLoop(ABC, Generic[T, K]):
         self._by_key: Counter[K] = Counter()
         # Items still counted against their key's share (by id()): `release_share` ends that early.
         self._sharing: set[int] = set()
-        # How many to claim at most: all the free slots, unless the last claims brought more of a
-        # key than its share (one workspace's backlog, one host's): then about what was kept, so
-        # that the loop does not claim and give back the same rows over and over.
+        # How many to claim at most: all the free slots, unless the last claims brought mostly more
+        # of a key than its share (one workspace's backlog, one host's): then about what was kept,
+        # so that the loop does not claim and give back the same rows over and over.
         self._batch = concurrency
+        self.refill = max(1, concurrency // 5)
+        # Half the slots (one of two) only ever go to keys under their share.
+        self.reserve = concurrency // 2
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -85,12 +91,10 @@ class LeaseLoop(ABC, Generic[T, K]):
     async def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._in_flight)
+            free = await self._free_slots()
             if free <= 0:
-                self._room.clear()
-                await self._wait(self._room, None)
                 continue
-            busy = [k for k, n in self._by_key.items() if n >= self.share]
+            busy = [k for k, n in self._by_key.items() if n >= self.share] if self._crowded() else []
             self._room.clear()
             asked = min(free, self._batch)
             try:
@@ -109,7 +113,7 @@ class LeaseLoop(ABC, Generic[T, K]):
             over: list[T] = []
             for item in items:
                 key = self.key(item)
-                if self._by_key[key] >= self.share:
+                if self._by_key[key] >= self.share and self._crowded():
                     over.append(item)
                     continue
                 self._by_key[key] += 1
@@ -120,13 +124,37 @@ class LeaseLoop(ABC, Generic[T, K]):
             if over:
                 await self._give_back(over, over_share=True)
             kept = len(items) - len(over)
-            # Down to what was kept after a claim with leftovers, up by one after one without.
-            self._batch = max(1, kept) if over else min(self.concurrency, self._batch + 1)
+            # Down to what was kept after a claim that was mostly leftovers (one key's backlog), up by
+            # one after one that was not: a few leftovers among many keys cost one statement.
+            self._batch = max(1, kept) if len(over) > kept else min(self.concurrency, self._batch + 1)
             if len(items) < asked:
                 # Everything due is taken: wait, unless stopping. A full batch asks again at once,
                 # as soon as there is room, since more may be due. So does a short one that left
                 # out keys at their share, as soon as one of theirs (or any) slot frees.
                 await self._wait(self._room if busy else None, self.idle_s)
+
+    def _crowded(self) -> bool:
+        """Whether the slots kept for keys under their share are all that is left: until then, a
+        key may go past its share, since nobody else is waiting for the room it takes."""
+        return len(self._in_flight) >= self.concurrency - self.reserve
+
+    async def _free_slots(self) -> int:
+        """The free slots, once there are enough to claim a batch: a loop that claimed whenever one
+        slot freed would claim one at a time, a statement per item. It waits at most REFILL_WAIT_S
+        for more, from the moment one is free."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._in_flight)
+            if free >= self.refill:
+                return free
+            if free > 0:
+                deadline = deadline or loop.time() + REFILL_WAIT_S
+                if loop.time() >= deadline:
+                    return free
+            self._room.clear()
+            await self._wait(self._room, None if deadline is None else deadline - loop.time())
+        return 0
 
     async def _handle(self, item: T) -> None:
         try:

@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, or_,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import Subscription
-from ..db.sql import db_clock
+from ..db.sql import db_clock, in_list
 from ..timestamps import as_utc, utcnow
 
 subscriptions = cast(Table, Subscription.__table__)
@@ -64,7 +64,7 @@ def _claim_due_stmt(postgres: bool, excluding: bool) -> Any:
     # lease: the lease, not next_poll_at alone, says whether one is running.
     conditions = [_ACTIVE, subscriptions.c.next_poll_at <= now, _NOT_LEASED(now)]
     if excluding:
-        conditions.append(subscriptions.c.workspace_id.not_in(bindparam("b_busy", expanding=True)))
+        conditions.append(~in_list(subscriptions.c.workspace_id, "b_busy", postgres))
     due = (
         select(subscriptions.c.id)
         .where(*conditions)

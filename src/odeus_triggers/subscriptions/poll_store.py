@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, and_, bindparam, case
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.runtime_tables import IntegrationSecret, PollRun, Subscription, SubscriptionSecret, TriggerEvent
-from ..db.sql import db_clock, upsert_insert
+from ..db.sql import db_clock, in_list, upsert_insert
 from ..db.tables import Trigger
 from ..timestamps import utcnow
 from .claims import Claimed
@@ -32,33 +32,38 @@ SEED_CHUNK = 200
 
 # The statements of every poll are built once, with bound parameters: building them per poll cost
 # more of the worker's CPU than running them, and a statement built once also keeps its cache key.
-_LOAD_SUBSCRIPTIONS = (
-    select(
-        subscriptions.c.id, subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
-        subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
-        subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
-        triggers.c.updated_at.label("trigger_version"),
+@cache
+def _load_subscriptions(postgres: bool) -> Any:
+    return (
+        select(
+            subscriptions.c.id, subscriptions.c.status, subscriptions.c.inputs, subscriptions.c.sealed_inputs,
+            subscriptions.c.interval_seconds, subscriptions.c.backfill_since, subscriptions.c.last_poll_time,
+            subscriptions.c.seeded_at, subscriptions.c.consecutive_failures, triggers.c.slug,
+            triggers.c.updated_at.label("trigger_version"),
     )
-    .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
-    .where(subscriptions.c.id.in_(bindparam("b_ids", expanding=True)))
-)
+        .select_from(subscriptions.join(triggers, triggers.c.id == subscriptions.c.trigger_id))
+        .where(in_list(subscriptions.c.id, "b_ids", postgres))
+    )
 
 
 async def load_subscriptions(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
     """What the polls of these subscriptions run with, in one query for a whole claimed batch."""
-    return {row.id: row for row in await conn.execute(_LOAD_SUBSCRIPTIONS, {"b_ids": list(ids)})}
+    stmt = _load_subscriptions(conn.dialect.name == "postgresql")
+    return {row.id: row for row in await conn.execute(stmt, {"b_ids": list(ids)})}
 
 
-_SECRET_TOKENS = union_all(
-    select(
-        literal(False).label("own"), integration_secrets.c.integration_id.label("owner"),
-        integration_secrets.c.name, integration_secrets.c.token,
-    ).where(integration_secrets.c.integration_id.in_(bindparam("b_integration_ids", expanding=True))),
-    select(
-        literal(True).label("own"), subscription_secrets.c.subscription_id.label("owner"),
-        subscription_secrets.c.name, subscription_secrets.c.token,
-    ).where(subscription_secrets.c.subscription_id.in_(bindparam("b_subscription_ids", expanding=True))),
-)
+@cache
+def _secret_tokens(postgres: bool) -> Any:
+    return union_all(
+        select(
+            literal(False).label("own"), integration_secrets.c.integration_id.label("owner"),
+            integration_secrets.c.name, integration_secrets.c.token,
+        ).where(in_list(integration_secrets.c.integration_id, "b_integration_ids", postgres)),
+        select(
+            literal(True).label("own"), subscription_secrets.c.subscription_id.label("owner"),
+            subscription_secrets.c.name, subscription_secrets.c.token,
+        ).where(in_list(subscription_secrets.c.subscription_id, "b_subscription_ids", postgres)),
+    )
 
 
 async def secret_tokens(
@@ -66,7 +71,7 @@ async def secret_tokens(
 ) -> dict[uuid.UUID, list[tuple[bool, str, str]]]:
     """The sealed secrets the polls of a batch run with, in one query: for each subscription,
     (is its own, name, token), the integration's first, so that its own win a merge by name."""
-    rows = (await conn.execute(_SECRET_TOKENS, {
+    rows = (await conn.execute(_secret_tokens(conn.dialect.name == "postgresql"), {
         "b_integration_ids": list({c.integration_id for c in claims}),
         "b_subscription_ids": [c.id for c in claims],
     })).all()

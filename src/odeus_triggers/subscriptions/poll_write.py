@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..db.sql import in_list
 from .claims import Claimed
 from .poll_store import SEED_CHUNK, Completion, NewEvent, finish_params, finish_stmt, insert_events, poll_runs, subscriptions
 from .schedule import PauseRule, failure_delay, success_delay
@@ -59,10 +61,14 @@ def _new_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-_EPOCHS = select(subscriptions.c.id, subscriptions.c.lease_epoch).where(
-    subscriptions.c.id.in_(bindparam("b_ids", expanding=True))
-).order_by(subscriptions.c.id)  # one order for every locker of a batch: no deadlock between them
-_EPOCHS_LOCKED = _EPOCHS.with_for_update()
+@cache
+def _epochs(postgres: bool) -> Any:
+    stmt = (
+        select(subscriptions.c.id, subscriptions.c.lease_epoch)
+        .where(in_list(subscriptions.c.id, "b_ids", postgres))
+        .order_by(subscriptions.c.id)  # one order for every locker of a batch: no deadlock between them
+    )
+    return stmt.with_for_update() if postgres else stmt
 _INSERT_RUNS = insert(poll_runs)
 _PAUSE = (
     update(subscriptions)
@@ -75,8 +81,7 @@ async def write(conn: AsyncConnection, batch: Sequence[Finished], max_new: int, 
     """Write a batch of finished polls in the caller's transaction; each item's `run`, counts and
     `written` say what was recorded."""
     postgres = conn.dialect.name == "postgresql"
-    stmt = _EPOCHS_LOCKED if postgres else _EPOCHS
-    epochs = dict((await conn.execute(stmt, {"b_ids": [f.claim.id for f in batch]})).all())
+    epochs = dict((await conn.execute(_epochs(postgres), {"b_ids": [f.claim.id for f in batch]})).all())
     live: list[Finished] = []
     for f in batch:
         f.written = f.claim.id in epochs
