@@ -109,6 +109,16 @@ class Settings(BaseSettings):
         10, ge=1, le=1000,
         description="Of those, at most this many to one destination host, so that a slow receiver cannot hold them all.",
     )
+    delivery_timeout_seconds: float = Field(
+        15.0, gt=0, le=120,
+        description="How long one delivery attempt may take, connecting (at most 5 s of it) included; its lease is "
+        "this plus 15 s.",
+    )
+    delivery_retry_scale: float = Field(
+        1.0, gt=0, le=1.0,
+        description="For tests: multiplies the delays of the retry schedule (5 s, 5 min, 30 min, …), so that a test "
+        "sees several retries in seconds. A receiver's Retry-After floor is not scaled. Leave it at 1 in production.",
+    )
     min_interval_seconds: int = Field(
         60, ge=1, le=86_400, description="The shortest polling interval a subscription may ask for."
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from runtime_support import tail, until, worker_process
 
+from support.helpers import make_tenant
 from support.runtime import (
     events_of,
     pause_workspace,
@@ -149,54 +150,72 @@ DRAIN_SLEEP_MS = 9000
 async def test_sigterm_drains_within_the_wall_time_plus_5_s_and_another_worker_polls_at_once(
     app, client, tenant, database_url: str, tmp_path: Path, capsys
 ):
-    engine, ws = app.state.engine, tenant.workspace_id
-    trigger_id = await create_trigger(client, tenant, {
-        **SLOW_TRIGGER, "pollingCode": SLOW_TRIGGER["pollingCode"].replace(str(SLOW_MS), str(DRAIN_SLEEP_MS))})
-    ids = await subscribe_many(client, tenant, trigger_id, 2, inputs={"ids": "a"})
+    # Two workspaces, one subscription each: one workspace may not hold both of the worker's slots,
+    # and with one sandbox worker, one poll runs while the other waits for it.
+    other = await make_tenant(app)
+    engine, spaces = app.state.engine, (tenant.workspace_id, other.workspace_id)
+    slow = {**SLOW_TRIGGER, "pollingCode": SLOW_TRIGGER["pollingCode"].replace(str(SLOW_MS), str(DRAIN_SLEEP_MS))}
+    ids = []
+    for owner in (tenant, other):
+        ids += await subscribe_many(client, owner, await create_trigger(client, owner, slow), 1, inputs={"ids": "a"})
+
+    async def runs_of_both() -> list[dict]:
+        return [r for ws in spaces for r in await workspace_runs(engine, ws)]
+
+    async def rows_of_both() -> dict[str, dict]:
+        return {k: v for ws in spaces for k, v in (await subscription_rows(engine, ws)).items()}
+
+    async def both_in_flight() -> dict[str, dict] | None:
+        held = [await _all_in_flight(engine, ws) for ws in spaces]
+        return {k: v for h in held for k, v in h.items()} if all(held) else None  # type: ignore[union-attr]
+
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     one_sandbox = worker_env(database_url, ODEUS_POLLING_TIMEOUT_SECONDS=str(DRAIN_WALL_S),
                              ODEUS_POLLING_WORKERS="1", ODEUS_POLLING_MAX_RUNS_PER_WORKSPACE="1")
+    try:
+        with worker_process(one_sandbox, first_log, "--concurrency", "2") as first:
+            held = await until(both_in_flight, 30, "polls in flight", first_log)
+            assert await runs_of_both() == []  # both still running or waiting for the sandbox
+            code, took = first.terminate(DRAIN_LIMIT_S + 10)
+        assert code == 0, tail(first_log)
+        # The margin is the process's own exit (closing the sandbox pool and the engine).
+        assert took <= DRAIN_LIMIT_S + 1, f"{took:.1f} s\n{tail(first_log)}"
 
-    with worker_process(one_sandbox, first_log, "--concurrency", "2") as first:
-        held = await until(lambda: _all_in_flight(engine, ws), 30, "polls in flight", first_log)
-        assert await workspace_runs(engine, ws) == []  # both still running or waiting for the sandbox
-        code, took = first.terminate(DRAIN_LIMIT_S + 10)
-    assert code == 0, tail(first_log)
-    # The margin is the process's own exit (closing the sandbox pool and the engine).
-    assert took <= DRAIN_LIMIT_S + 1, f"{took:.1f} s\n{tail(first_log)}"
+        # The poll in the sandbox finished and was written; the one behind it had its lease given
+        # back. Neither is left leased, and neither waits for its lease to run out.
+        rows = await rows_of_both()
+        assert all(r["lease_expires_at"] is None for r in rows.values()), rows
+        drained = _runs_by_subscription(await runs_of_both())
+        assert [r["outcome"] for its in drained.values() for r in its] == ["seeded"], drained
+        (given_back,) = set(ids) - set(drained)
+        assert rows[given_back]["next_poll_at"] <= rows[given_back]["db_now"], rows[given_back]
 
-    # The poll in the sandbox finished and was written; the one behind it had its lease given
-    # back. Neither is left leased, and neither waits for its lease to run out.
-    rows = await subscription_rows(engine, ws)
-    assert all(r["lease_expires_at"] is None for r in rows.values()), rows
-    drained = _runs_by_subscription(await workspace_runs(engine, ws))
-    assert [r["outcome"] for its in drained.values() for r in its] == ["seeded"], drained
-    (given_back,) = set(ids) - set(drained)
-    assert rows[given_back]["next_poll_at"] <= rows[given_back]["db_now"], rows[given_back]
+        # Another worker, with room for both at once, polls them again at once.
+        with worker_process(worker_env(database_url, ODEUS_POLLING_TIMEOUT_SECONDS=str(DRAIN_WALL_S),
+                                       ODEUS_POLLING_WORKERS="2", ODEUS_POLLING_MAX_RUNS_PER_WORKSPACE="2"),
+                            second_log, "--concurrency", "2") as second:
+            started = time.monotonic()
 
-    # Another worker, with room for both at once, polls them again at once.
-    with worker_process(worker_env(database_url, ODEUS_POLLING_TIMEOUT_SECONDS=str(DRAIN_WALL_S),
-                                   ODEUS_POLLING_WORKERS="2", ODEUS_POLLING_MAX_RUNS_PER_WORKSPACE="2"),
-                        second_log, "--concurrency", "2") as second:
-        started = time.monotonic()
+            async def all_polled_by_second() -> bool:
+                runs = _runs_by_subscription(await runs_of_both())
+                return all(len(runs.get(i, [])) > len(drained.get(i, [])) for i in ids)
 
-        async def all_polled_by_second() -> bool:
-            runs = _runs_by_subscription(await workspace_runs(engine, ws))
-            return all(len(runs.get(i, [])) > len(drained.get(i, [])) for i in ids)
+            await until(all_polled_by_second, DRAIN_WALL_S + 10, "polls by the second worker", second_log)
+            waited_s = time.monotonic() - started
+            code, _ = second.terminate(DRAIN_LIMIT_S + 10)
+        assert code == 0, tail(second_log)
 
-        await until(all_polled_by_second, DRAIN_WALL_S + 10, "polls by the second worker", second_log)
-        waited_s = time.monotonic() - started
-        code, _ = second.terminate(DRAIN_LIMIT_S + 10)
-    assert code == 0, tail(second_log)
-
-    runs = _runs_by_subscription(await workspace_runs(engine, ws))
-    for sub_id in ids:
-        again = runs[sub_id][len(drained.get(sub_id, []))]
-        # Well before the first worker's lease (wall time + 30 s) would have run out.
-        assert again["started_at"] < held[sub_id]["lease_expires_at"] - timedelta(seconds=15), again
-    assert runs[given_back][0]["outcome"] == "seeded", runs[given_back]
-    # Seeded exactly once, whichever worker did it.
-    assert sorted(await events_of(engine, ws)) == sorted((i, "a", "seeded") for i in ids)
+        runs = _runs_by_subscription(await runs_of_both())
+        for sub_id in ids:
+            again = runs[sub_id][len(drained.get(sub_id, []))]
+            # Well before the first worker's lease (wall time + 30 s) would have run out.
+            assert again["started_at"] < held[sub_id]["lease_expires_at"] - timedelta(seconds=15), again
+        assert runs[given_back][0]["outcome"] == "seeded", runs[given_back]
+        # Seeded exactly once, whichever worker did it.
+        seeded = [e for ws in spaces for e in await events_of(engine, ws)]
+        assert sorted(seeded) == sorted((i, "a", "seeded") for i in ids)
+    finally:
+        await pause_workspace(engine, other.workspace_id)
 
     with capsys.disabled():
         print(f"\n[SIGTERM] 2 polls in flight (one running, one waiting for the sandbox): exited 0 in {took:.1f} s "

@@ -21,6 +21,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, inse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import DeliveryAttempt, Subscription, TriggerEvent
+from ..db.sql import in_list
 from ..timestamps import as_utc, utcnow
 from .sender import Outcome
 
@@ -73,12 +74,15 @@ def _times(postgres: bool, **delays: float) -> dict[str, Any]:
 
 
 @cache
-def _claim_stmt(postgres: bool) -> Any:
+def _claim_stmt(postgres: bool, skipping: bool) -> Any:
     now = _clock(postgres)
     lease_end = _after(postgres, "b_lease")
+    conditions = [_PENDING, events.c.next_attempt_at <= now]
+    if skipping:
+        conditions.append(~in_list(events.c.subscription_id, "b_skip", postgres))
     due = (
         select(events.c.id)
-        .where(_PENDING, events.c.next_attempt_at <= now)
+        .where(*conditions)
         .order_by(events.c.next_attempt_at)
         .limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True)
@@ -94,21 +98,29 @@ def _claim_stmt(postgres: bool) -> Any:
     )
 
 
-_DESTINATIONS = select(
-    subscriptions.c.id, subscriptions.c.webhook_url, subscriptions.c.status, subscriptions.c.signing_secret,
-    subscriptions.c.previous_signing_secret, subscriptions.c.previous_signing_secret_until,
-).where(subscriptions.c.id.in_(bindparam("b_ids", expanding=True)))
+@cache
+def _destinations(postgres: bool) -> Any:
+    return select(
+        subscriptions.c.id, subscriptions.c.webhook_url, subscriptions.c.status, subscriptions.c.signing_secret,
+        subscriptions.c.previous_signing_secret, subscriptions.c.previous_signing_secret_until,
+    ).where(in_list(subscriptions.c.id, "b_ids", postgres))
 
 
-async def claim(conn: AsyncConnection, limit: int, lease_s: float) -> list[Pending]:
+async def claim(
+    conn: AsyncConnection, limit: int, lease_s: float, skip: Sequence[uuid.UUID] = ()
+) -> list[Pending]:
     """Up to `limit` pending events that are due, the longest waiting first, leased to the caller,
-    with their subscriptions' webhook and signing secrets (two statements for the batch)."""
+    with their subscriptions' webhook and signing secrets (two statements for the batch); none of
+    the subscriptions in `skip`."""
     postgres = conn.dialect.name == "postgresql"
-    rows = (await conn.execute(_claim_stmt(postgres), {"b_limit": limit, **_times(postgres, b_lease=lease_s)})).all()
+    params = {"b_limit": limit, **_times(postgres, b_lease=lease_s)}
+    if skip:
+        params["b_skip"] = list(skip)
+    rows = (await conn.execute(_claim_stmt(postgres, bool(skip)), params)).all()
     if not rows:
         return []
     subs = {
-        s.id: s for s in await conn.execute(_DESTINATIONS, {"b_ids": list({r.subscription_id for r in rows})})
+        s.id: s for s in await conn.execute(_destinations(postgres), {"b_ids": list({r.subscription_id for r in rows})})
     }
     return [
         Pending(
@@ -151,11 +163,14 @@ class Attempted:
     written: bool = False  # False: the event was taken again meanwhile (redelivered), or deleted
 
 
-_LOCK = (
-    select(events.c.id, events.c.lease_epoch)
-    .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(events.c.id)  # one order for every locker of a batch: no deadlock between them
-)
+@cache
+def _lock(postgres: bool) -> Any:
+    stmt = (
+        select(events.c.id, events.c.lease_epoch)
+        .where(in_list(events.c.id, "b_ids", postgres))
+        .order_by(events.c.id)  # one order for every locker of a batch: no deadlock between them
+    )
+    return stmt.with_for_update() if postgres else stmt
 _INSERT_ATTEMPTS = insert(attempts)
 
 
@@ -189,8 +204,7 @@ def _shape(a: Attempted) -> str:
 async def write(conn: AsyncConnection, batch: Sequence[Attempted]) -> None:
     """Record a batch of attempts in the caller's transaction."""
     postgres = conn.dialect.name == "postgresql"
-    lock = _LOCK.with_for_update() if postgres else _LOCK
-    epochs = dict((await conn.execute(lock, {"b_ids": [a.event.id for a in batch]})).all())
+    epochs = dict((await conn.execute(_lock(postgres), {"b_ids": [a.event.id for a in batch]})).all())
     there = [a for a in batch if a.event.id in epochs]
     if not there:
         return
@@ -226,15 +240,15 @@ async def _subscriptions_after(conn: AsyncConnection, postgres: bool, written: l
     if succeeded:
         await conn.execute(
             update(subscriptions)
-            .where(subscriptions.c.id.in_(succeeded), subscriptions.c.delivery_failing_since.is_not(None))
-            .values(delivery_failing_since=None), times,
+            .where(in_list(subscriptions.c.id, "b_ids", postgres), subscriptions.c.delivery_failing_since.is_not(None))
+            .values(delivery_failing_since=None), {"b_ids": succeeded, **times},
         )
     disabled: list[uuid.UUID] = []
     if failed:
         await conn.execute(
             update(subscriptions)
-            .where(subscriptions.c.id.in_(failed), subscriptions.c.delivery_failing_since.is_(None))
-            .values(delivery_failing_since=now), times,
+            .where(in_list(subscriptions.c.id, "b_ids", postgres), subscriptions.c.delivery_failing_since.is_(None))
+            .values(delivery_failing_since=now), {"b_ids": failed, **times},
         )
         limit = now - FAILING_DISABLES_AFTER if postgres else utcnow() - FAILING_DISABLES_AFTER
         disabled += await _disable(conn, failed, "delivery_failing", times,
@@ -244,8 +258,8 @@ async def _subscriptions_after(conn: AsyncConnection, postgres: bool, written: l
     if disabled:
         await conn.execute(
             update(events)
-            .where(events.c.subscription_id.in_(disabled), _PENDING, events.c.next_attempt_at.is_not(None))
-            .values(next_attempt_at=None)
+            .where(in_list(events.c.subscription_id, "b_ids", postgres), _PENDING, events.c.next_attempt_at.is_not(None))
+            .values(next_attempt_at=None), {"b_ids": disabled},
         )
     return disabled
 
@@ -253,10 +267,11 @@ async def _subscriptions_after(conn: AsyncConnection, postgres: bool, written: l
 async def _disable(
     conn: AsyncConnection, ids: list[uuid.UUID], reason: str, times: dict[str, Any], *conditions: Any
 ) -> list[uuid.UUID]:
+    postgres = conn.dialect.name == "postgresql"
     stmt = (
         update(subscriptions)
-        .where(subscriptions.c.id.in_(ids), subscriptions.c.status != "disabled", *conditions)
-        .values(status="disabled", paused_reason=reason, updated_at=_clock(conn.dialect.name == "postgresql"))
+        .where(in_list(subscriptions.c.id, "b_ids", postgres), subscriptions.c.status != "disabled", *conditions)
+        .values(status="disabled", paused_reason=reason, updated_at=_clock(postgres))
         .returning(subscriptions.c.id)
     )
-    return list((await conn.execute(stmt, times)).scalars())
+    return list((await conn.execute(stmt, {"b_ids": ids, **times})).scalars())

@@ -47,13 +47,15 @@ def retry_after_floor(headers: Mapping[str, str], status: int | None, now: datet
 
 
 def delay_before_next(
-    attempts_made: int, retry_after_s: float | None = None, rng: random.Random | None = None
+    attempts_made: int, retry_after_s: float | None = None, rng: random.Random | None = None, scale: float = 1.0
 ) -> float | None:
-    """The schedule's delay raised to the receiver's floor; None once the attempts are used up."""
+    """The schedule's delay (times `scale`, which tests lower) raised to the receiver's floor; None
+    once the attempts are used up."""
     delay = next_delay(attempts_made, rng)
-    if delay is None or retry_after_s is None:
-        return delay
-    return max(delay, retry_after_s)
+    if delay is None:
+        return None
+    delay *= scale
+    return delay if retry_after_s is None else max(delay, retry_after_s)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

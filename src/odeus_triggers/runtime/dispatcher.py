@@ -9,11 +9,13 @@ its host's share goes back for a second. The lease is the attempt's timeout plus
 """
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..delivery import outbox
@@ -35,6 +37,8 @@ LEASE_MARGIN_S = 15.0
 DRAIN_MARGIN_S = 5.0
 # An event over its host's share waits this long, so that the next claims take other hosts' first.
 OVER_SHARE_WAIT_S = 1.0
+# At most this many subscriptions are skipped by a claim, and remembered per host.
+MAX_SKIPPED = 1000
 
 
 class DeliveryObserver(Protocol):
@@ -48,6 +52,7 @@ class Dispatcher(LeaseLoop[Pending, str]):
     def __init__(
         self, engine: AsyncEngine, keyring: Keyring, *, concurrency: int, per_host: int, allow_private: bool,
         observer: DeliveryObserver | None = None, timeout_s: float = TIMEOUT_S, idle_s: float = IDLE_S,
+        retry_scale: float = 1.0,
     ) -> None:
         super().__init__(concurrency=concurrency, share=per_host, drain_s=timeout_s + DRAIN_MARGIN_S, idle_s=idle_s)
         self.engine = engine
@@ -55,16 +60,24 @@ class Dispatcher(LeaseLoop[Pending, str]):
         self.allow_private = allow_private
         self.observer = observer
         self.timeout_s = timeout_s
+        self.retry_scale = retry_scale
         self.lease_s = timeout_s + LEASE_MARGIN_S
         self.transport = new_transport()
+        # Per destination host, the subscriptions last seen sending to it.
+        self._subscriptions_of: LRUCache[str, LRUCache[uuid.UUID, bool]] = LRUCache(maxsize=MAX_SKIPPED)
         self._commit = GroupCommit[Attempted](engine, outbox.write, "deliveries")
 
     async def claim(self, free: int, busy: Sequence[str]) -> list[Pending]:
+        # The subscriptions known to send to a host at its share are skipped, so that one host's
+        # backlog is not claimed and given back over and over.
+        skip = [s for host in busy for s in self._subscriptions_of.get(host, ())][:MAX_SKIPPED]
         async with self.engine.begin() as conn:
-            claimed = await outbox.claim(conn, free, self.lease_s)
+            claimed = await outbox.claim(conn, free, self.lease_s, skip)
             # A subscription disabled since its events were due: they wait for it to be active.
             held = [p for p in claimed if p.status == "disabled" or p.body is None]
             await outbox.release(conn, held, in_s=None)
+        for p in claimed:
+            self._subscriptions_of.setdefault(self.key(p), LRUCache(maxsize=MAX_SKIPPED))[p.subscription_id] = True
         return [p for p in claimed if p.status != "disabled" and p.body is not None]
 
     def key(self, item: Pending) -> str:
@@ -88,7 +101,7 @@ class Dispatcher(LeaseLoop[Pending, str]):
             )
         next_in_s = None
         if outcome.kind == "failed":
-            next_in_s = delay_before_next(item.attempts + 1, outcome.retry_after_s)
+            next_in_s = delay_before_next(item.attempts + 1, outcome.retry_after_s, scale=self.retry_scale)
         attempted = Attempted(item, outcome, at, next_in_s)
         await self._commit(attempted)
         if self.observer is not None and attempted.written:

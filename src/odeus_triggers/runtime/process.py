@@ -50,7 +50,8 @@ class Runtime:
         dispatcher = Dispatcher(
             deps.engine, deps.keyring, concurrency=settings.delivery_concurrency,
             per_host=settings.delivery_per_host, allow_private=settings.delivery_allow_private_network,
-            observer=deliveries,
+            observer=deliveries, timeout_s=settings.delivery_timeout_seconds,
+            retry_scale=settings.delivery_retry_scale,
         )
         return cls(scheduler, dispatcher, Sweeper(deps.engine, max_keys=settings.dedupe_max_keys))
 
