@@ -53,6 +53,11 @@ bench-subscriptions: $(VENV)/.installed-test
 bench-scheduler: $(VENV)/.installed-test
 	$(BIN)/python bench/scheduler.py
 
+## Delivery: signed deliveries/s next to the raw HTTP client, latency at half of it, end to end (local Postgres; about 5 minutes).
+.PHONY: bench-delivery
+bench-delivery: $(VENV)/.installed-test
+	$(BIN)/python bench/delivery.py
+
 ## Regenerate requirements.lock (the image's pinned, hash-checked dependencies) after changing
 ## [project].dependencies; pip-tools runs from a throwaway environment, never from .venv.
 lock:

@@ -151,6 +151,13 @@ class TriggerEvent(Base):
         Index("ix_trigger_events_subscription_id_first_seen_at_id", "subscription_id", "first_seen_at", "id"),
         # The per-subscription key cap: the newest keys of one subscription, and the oldest beyond them.
         Index("ix_trigger_events_subscription_id_last_seen_at_id", "subscription_id", "last_seen_at", "id"),
+        # The retention sweep's clearing of delivered bodies after 7 days: only the rows that still hold
+        # one, so the index stays about a week of deliveries long and a sweep never reads a cleared row.
+        Index(
+            "ix_trigger_events_delivered_body", "delivered_at",
+            postgresql_where=text("state = 'delivered' AND body IS NOT NULL"),
+            sqlite_where=text("state = 'delivered' AND body IS NOT NULL"),
+        ),
     )
 
     # `msg_…`: the webhook-id of every attempt.

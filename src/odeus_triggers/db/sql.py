@@ -26,6 +26,16 @@ def in_list(column: Any, name: str, postgres: bool) -> Any:
     return column.in_(bindparam(name, expanding=True))
 
 
+def in_chosen(column: Any, chosen: Any, postgres: bool) -> Any:
+    """`column IN (chosen)`, where `chosen` is a SELECT with a LIMIT (and FOR UPDATE SKIP LOCKED):
+    on Postgres as `= ANY(ARRAY(chosen))`, which runs it exactly once. Inside a plain IN, the
+    planner may run it again for rows of the outer statement, and every run skips what is locked
+    by then, so the statement can take more rows than the LIMIT."""
+    if postgres:
+        return column == any_(func.array(chosen.scalar_subquery()))
+    return column.in_(chosen.scalar_subquery())
+
+
 def upsert_insert(conn: AsyncConnection, table: Any) -> Any:
     """An INSERT that supports ON CONFLICT on both dialects."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

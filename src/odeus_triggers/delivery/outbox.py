@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, inse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import DeliveryAttempt, Subscription, TriggerEvent
-from ..db.sql import in_list
+from ..db.sql import in_chosen, in_list
 from ..timestamps import as_utc, utcnow
 from .sender import Outcome
 
@@ -53,6 +53,7 @@ class Pending:
     signing_secret: str  # sealed
     previous_signing_secret: str | None  # sealed
     previous_until: datetime | None
+    failing: bool  # the subscription's deliveries have been failing (delivery_failing_since is set)
 
 
 def _clock(postgres: bool) -> Any:
@@ -89,7 +90,7 @@ def _claim_stmt(postgres: bool, skipping: bool) -> Any:
     )
     return (
         update(events)
-        .where(events.c.id.in_(due.scalar_subquery()))
+        .where(in_chosen(events.c.id, due, postgres))
         .values(next_attempt_at=lease_end, lease_expires_at=lease_end, lease_epoch=events.c.lease_epoch + 1)
         .returning(
             events.c.id, events.c.subscription_id, events.c.lease_epoch, events.c.attempts, events.c.body,
@@ -103,6 +104,7 @@ def _destinations(postgres: bool) -> Any:
     return select(
         subscriptions.c.id, subscriptions.c.webhook_url, subscriptions.c.status, subscriptions.c.signing_secret,
         subscriptions.c.previous_signing_secret, subscriptions.c.previous_signing_secret_until,
+        subscriptions.c.delivery_failing_since,
     ).where(in_list(subscriptions.c.id, "b_ids", postgres))
 
 
@@ -127,6 +129,7 @@ async def claim(
             r.id, r.subscription_id, r.lease_epoch, r.attempts, r.body, as_utc(r.first_seen_at), s.webhook_url,
             s.status, s.signing_secret, s.previous_signing_secret,
             as_utc(s.previous_signing_secret_until) if s.previous_signing_secret_until else None,
+            s.delivery_failing_since is not None,
         )
         for r in rows if (s := subs.get(r.subscription_id)) is not None
     ]
@@ -233,15 +236,17 @@ async def write(conn: AsyncConnection, batch: Sequence[Attempted]) -> None:
 
 async def _subscriptions_after(conn: AsyncConnection, postgres: bool, written: list[Attempted]) -> list[uuid.UUID]:
     succeeded = list({a.event.subscription_id for a in written if a.outcome.kind == "delivered"})
+    # Only a subscription whose deliveries were failing has a clock to clear.
+    recovered = list({a.event.subscription_id for a in written if a.outcome.kind == "delivered" and a.event.failing})
     failed = list({a.event.subscription_id for a in written if a.outcome.kind == "failed"} - set(succeeded))
     gone = list({a.event.subscription_id for a in written if a.outcome.kind == "gone"})
     now = _clock(postgres)
     times = _times(postgres)
-    if succeeded:
+    if recovered:
         await conn.execute(
             update(subscriptions)
             .where(in_list(subscriptions.c.id, "b_ids", postgres), subscriptions.c.delivery_failing_since.is_not(None))
-            .values(delivery_failing_since=None), {"b_ids": succeeded, **times},
+            .values(delivery_failing_since=None), {"b_ids": recovered, **times},
         )
     disabled: list[uuid.UUID] = []
     if failed:

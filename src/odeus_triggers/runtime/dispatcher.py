@@ -27,7 +27,7 @@ from ..ops.redaction import remember_secrets, secret_scope
 from ..secretbox import Keyring
 from ..subscriptions.seal_contexts import signing_context
 from .group_commit import GroupCommit
-from .lease_loop import IDLE_S, LeaseLoop
+from .lease_loop import LeaseLoop
 
 log = logging.getLogger("odeus_triggers.runtime.dispatcher")
 
@@ -37,6 +37,9 @@ LEASE_MARGIN_S = 15.0
 DRAIN_MARGIN_S = 5.0
 # An event over its host's share waits this long, so that the next claims take other hosts' first.
 OVER_SHARE_WAIT_S = 1.0
+# Nothing due: ask again after this. A poll in this process wakes the loop at once when it commits
+# new events; this bounds the wait for those another worker committed (one indexed query).
+IDLE_DELIVERY_S = 0.2
 # At most this many subscriptions are skipped by a claim, and remembered per host.
 MAX_SKIPPED = 1000
 
@@ -51,7 +54,7 @@ class Dispatcher(LeaseLoop[Pending, str]):
 
     def __init__(
         self, engine: AsyncEngine, keyring: Keyring, *, concurrency: int, per_host: int, allow_private: bool,
-        observer: DeliveryObserver | None = None, timeout_s: float = TIMEOUT_S, idle_s: float = IDLE_S,
+        observer: DeliveryObserver | None = None, timeout_s: float = TIMEOUT_S, idle_s: float = IDLE_DELIVERY_S,
         retry_scale: float = 1.0,
     ) -> None:
         super().__init__(concurrency=concurrency, share=per_host, drain_s=timeout_s + DRAIN_MARGIN_S, idle_s=idle_s)

@@ -21,6 +21,7 @@ from sqlalchemy import Table, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..db.runtime_tables import PENDING, Subscription, TriggerEvent
+from ..db.sql import in_chosen
 
 subscriptions = cast(Table, Subscription.__table__)
 events = cast(Table, TriggerEvent.__table__)
@@ -58,7 +59,7 @@ async def _trim(conn: AsyncConnection, subscription_id: uuid.UUID, cap: int, lim
         select(events.c.id).where(events.c.subscription_id == subscription_id, events.c.state != PENDING, *beyond)
         .order_by(events.c.last_seen_at, events.c.id).limit(limit).with_for_update(skip_locked=True)
     )
-    result = await conn.execute(delete(events).where(events.c.id.in_(doomed.scalar_subquery())))
+    result = await conn.execute(delete(events).where(in_chosen(events.c.id, doomed, conn.dialect.name == "postgresql")))
     return result.rowcount or 0
 
 

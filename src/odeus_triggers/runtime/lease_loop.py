@@ -62,6 +62,8 @@ class LeaseLoop(ABC, Generic[T, K]):
         self.reserve = concurrency // 2
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
+        # Set by `wake`: new work may be due, so an idle wait ends at once.
+        self._nudged = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
     @abstractmethod
@@ -78,6 +80,11 @@ class LeaseLoop(ABC, Generic[T, K]):
     @abstractmethod
     async def give_back(self, items: list[T], over_share: bool) -> None:
         """Hand leases back unused: items over their key's share, or still in flight at a stop."""
+
+    def wake(self) -> None:
+        """New work is due (events this process just committed): claim now, not after the idle
+        wait."""
+        self._nudged.set()
 
     @property
     def in_flight(self) -> int:
@@ -131,7 +138,8 @@ class LeaseLoop(ABC, Generic[T, K]):
                 # Everything due is taken: wait, unless stopping. A full batch asks again at once,
                 # as soon as there is room, since more may be due. So does a short one that left
                 # out keys at their share, as soon as one of theirs (or any) slot frees.
-                await self._wait(self._room if busy else None, self.idle_s)
+                self._nudged.clear()
+                await self._wait(self._room if busy else self._nudged, self.idle_s)
 
     def _crowded(self) -> bool:
         """Whether the slots kept for keys under their share are all that is left: until then, a

@@ -53,6 +53,7 @@ class Runtime:
             observer=deliveries, timeout_s=settings.delivery_timeout_seconds,
             retry_scale=settings.delivery_retry_scale,
         )
+        scheduler.on_new_events = dispatcher.wake
         return cls(scheduler, dispatcher, Sweeper(deps.engine, max_keys=settings.dedupe_max_keys))
 
     def start(self) -> None:

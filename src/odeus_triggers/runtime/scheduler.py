@@ -11,7 +11,7 @@ the sandbox's wall time plus a margin.
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..subscriptions import poll_write
 from ..subscriptions.claims import Claimed, claim_due, give_back
@@ -59,6 +59,8 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
         self.deps = dataclasses.replace(deps, writer=self._write)
         self.lease_s = wall_time_s + LEASE_MARGIN_S
         self._items: dict[uuid.UUID, tuple[Claimed, Loaded]] = {}
+        # Called when a poll committed new events: the dispatcher next to it sends them at once.
+        self.on_new_events: Callable[[], None] | None = None
 
     async def _write(self, finished: Finished) -> None:
         # The code has run: the workspace's next poll may take its place in the sandbox's queue
@@ -67,6 +69,8 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
         if item is not None:
             self.release_share(item)
         await self._commit(finished)
+        if finished.new and self.on_new_events is not None:
+            self.on_new_events()
 
     async def claim(self, free: int, busy: Sequence[uuid.UUID]) -> list[tuple[Claimed, Loaded]]:
         if self.deps.autocommit is self.deps.engine:

@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, or_,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import Subscription
-from ..db.sql import db_clock, in_list
+from ..db.sql import db_clock, in_chosen, in_list
 from ..timestamps import as_utc, utcnow
 
 subscriptions = cast(Table, Subscription.__table__)
@@ -74,7 +74,7 @@ def _claim_due_stmt(postgres: bool, excluding: bool) -> Any:
     )
     return (
         update(subscriptions)
-        .where(subscriptions.c.id.in_(due.scalar_subquery()))
+        .where(in_chosen(subscriptions.c.id, due, postgres))
         # SET reads the row as it was: claimed_due_at keeps the due time that the lease replaces.
         .values(
             claimed_due_at=subscriptions.c.next_poll_at, next_poll_at=lease_end, lease_expires_at=lease_end,
