@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__
 from .api.docs import install_docs
-from .api.openapi import build_openapi
+from .api.openapi import build_openapi, operation_id
 from .api.routing import API_BASES, mount_api
 from .auth.caller import KeyVerifier
 from .config import Settings, get_settings
@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # header, before authentication: an open redirect on someone else's host name. No route
         # ends in a slash, so such a path is simply not found.
         redirect_slashes=False,
+        # Every operationId is its route function's name in camelCase (createTrigger, listIntegrations).
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()

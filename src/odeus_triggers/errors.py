@@ -6,7 +6,7 @@ responses in OpenAPI, so the document and the behaviour cannot drift apart.
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -16,8 +16,19 @@ class FieldError(BaseModel):
     message: str
 
 
+def _errors_may_be_absent(schema: dict[str, Any]) -> None:
+    # `errors` is absent, never null, from every problem but a validation error's. As an optional
+    # array without a default, client generators type it as optional (`errors?: FieldError[]`):
+    # with `default: null`, openapi-typescript typed it as always present.
+    errors = schema["properties"]["errors"]
+    array = next(branch for branch in errors["anyOf"] if branch.get("type") == "array")
+    schema["properties"]["errors"] = {**array, "description": errors["description"]}
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(json_schema_extra=_errors_may_be_absent)
 
     type: str = "about:blank"
     title: str
@@ -26,7 +37,7 @@ class Problem(BaseModel):
     code: str = Field(description="Stable, machine-readable error code.")
     requestId: str = Field(description="Quote it when you contact support.")
     errors: list[FieldError] | None = Field(
-        None, description="Every field problem at once (validation errors only)."
+        None, description="Every field problem at once: present on validation errors (400) only, absent otherwise."
     )
 
 

@@ -1,6 +1,6 @@
 """Schemathesis hooks for tests/api/test_schemathesis.py (loaded by the `schemathesis` CLI, not by pytest).
 
-Three rules of the trigger body in the contract cannot be written in JSON Schema, so a body the
+Four rules of the trigger body in the contract are not in its JSON Schema, so a body the
 schema accepts may still rightly get 400, and `positive_data_acceptance` would report it:
 
 1. `pollingCode` must compile as the body of an async JavaScript function (a syntax error is a
@@ -9,12 +9,25 @@ schema accepts may still rightly get 400, and `positive_data_acceptance` would r
    `uniqueItems` compares whole options, not one of their properties).
 3. The labels of a trigger's input fields must give distinct field slugs (`Project ID` and
    `project id` both give `projectId`); the slug is a function of the label.
+4. A SELECT field needs `options`; a field of any other type (a missing or null `type` is TEXT)
+   takes no `options` and no `allowMultiSelect: true`. JSON Schema could say this, but only as an
+   `anyOf` whose branches give no types, which client generators cannot read (openapi-python-client
+   dropped Create and Update Trigger): the schema states it in words, and the server enforces it.
 
 Rather than switch the check off for the two operations that matter most, the positive bodies of
-the fuzzer are brought within these three rules, in the least invasive way, and nothing else is
+the fuzzer are brought within these four rules, in the least invasive way, and nothing else is
 changed: non-blank polling code becomes a block comment holding the generated text (so any
-character still travels to the database, as in tests/test_roundtrip_property.py), and a later
-option or input field that repeats an earlier value or slug is dropped.
+character still travels to the database, as in tests/test_roundtrip_property.py), a later
+option or input field that repeats an earlier value or slug is dropped, a SELECT field without
+options gets one (`{"label": "Option", "value": "option"}`), and a field of another type loses
+its `options` and has `allowMultiSelect: true` turned to false.
+
+The `name` of a trigger or an integration: the server refuses every Unicode Cc and Cf character
+and a name with nothing visible, and the schema's pattern says so exactly on the Basic
+Multilingual Plane. It leaves out the astral ones (`ASTRAL_REFUSED`: tag characters, the variation
+selectors supplement, a few format controls), which ECMA-262 read without the `u` flag (Spectral)
+cannot take in a character class. A positive name has each of them replaced with `x`, which keeps
+its length and its place in the pattern.
 
 Likewise, an `Idempotency-Key` is one request's key: the same key with another body rightly gets
 422 `idempotency_key_reused`, and the fuzzer, which draws the same few keys again and again (the
@@ -68,6 +81,7 @@ from urllib.parse import quote
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
+from odeus_triggers.api.base_schemas import ASTRAL_REFUSED
 from odeus_triggers.triggers.slugs import field_slug
 
 _SUBSCRIPTION = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions/{subscriptionId}"
@@ -78,6 +92,7 @@ IDEMPOTENT_OPERATIONS = {
     ("POST", _SUBSCRIPTION + "/events/{eventId}/redeliver"),
     ("POST", _SUBSCRIPTION + "/rotate-signing-secret"),
 }
+CREATE_INTEGRATION = ("POST", "/integrations/v1/create")
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
 _key_numbers = itertools.count(1)
@@ -88,6 +103,7 @@ TRIGGER_BODY_OPERATIONS = {
 TEST_RUN_OPERATION = ("POST", "/integrations/v1/{integrationId}/triggers/{triggerId}/test")
 POLLING_CODE_MAX = 1000
 NAME_MAX = 100
+PLACEHOLDER_OPTION = {"label": "Option", "value": "option"}
 _name_numbers = itertools.count(1)
 
 SUBSCRIPTIONS = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"
@@ -118,8 +134,15 @@ def unique_name(name: str, number: int) -> str:
     return name[:start] + core[: NAME_MAX - len(suffix)] + suffix + name[start + len(core) :]
 
 
+def without_astral_refused(name: str) -> str:
+    """`name` with each astral character that the server refuses (and the pattern omits) as `x`."""
+    return "".join("x" if any(lo <= ord(ch) <= hi for lo, hi in ASTRAL_REFUSED) else ch for ch in name)
+
+
 def within_contract(body: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
+    if isinstance(body.get("name"), str):
+        body["name"] = without_astral_refused(body["name"])
     number = next(_name_numbers)
     if number % 2 == 0 and isinstance(body.get("name"), str):
         body["name"] = unique_name(body["name"], number)
@@ -137,9 +160,21 @@ def within_contract(body: dict[str, Any]) -> dict[str, Any]:
                     continue
                 slugs.add(slug)
                 field = _unique_options(field)
+            if isinstance(field, dict):
+                field = within_select_rule(field)
             kept.append(field)
         body["inputFields"] = kept
     return body
+
+
+def within_select_rule(field: dict[str, Any]) -> dict[str, Any]:
+    """A SELECT field has options; any other field has none, and no `allowMultiSelect: true`."""
+    if field.get("type") == "SELECT":
+        return field if field.get("options") is not None else {**field, "options": [dict(PLACEHOLDER_OPTION)]}
+    field = {k: v for k, v in field.items() if k != "options" or v is None}
+    if field.get("allowMultiSelect") is True:
+        field["allowMultiSelect"] = False
+    return field
 
 
 def _unique_options(field: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +274,11 @@ def map_case(context: Any, case: Any) -> Any:
         adjusted = within_contract(case.body)
         if adjusted != case.body:
             case.body = adjusted
+    if operation == CREATE_INTEGRATION and isinstance(case.body, dict) and isinstance(case.body.get("name"), str):
+        if _is_positive(case, ParameterLocation.BODY):
+            name = without_astral_refused(case.body["name"])
+            if name != case.body["name"]:
+                case.body = {**case.body, "name": name}
     if operation == TEST_RUN_OPERATION and isinstance(case.body, dict) and "inputs" in case.body:
         if _is_positive(case, ParameterLocation.BODY):
             case.body = {k: v for k, v in case.body.items() if k != "inputs"}

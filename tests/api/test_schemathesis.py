@@ -19,8 +19,8 @@ It runs twice:
    from the responses of its own creates).
 2. `test_fuzz_with_pinned_ids`, at `/api/public`: every operation is pinned to a real integration
    (and the trigger and subscription routes to real triggers and subscriptions), so that bodies
-   pass the existence checks and reach the database. PUT and the test run use an integration of
-   their own, so that the fuzzer's DELETEs (which take the trigger ids it captures) cannot remove
+   pass the existence checks and reach the database. PUT, GET of one trigger and the test run use
+   an integration of their own, so that the fuzzer's DELETEs (which take the trigger ids it captures) cannot remove
    their triggers. Likewise, GET and PATCH of one subscription use a subscription of a trigger of
    their own, so that the fuzzer's subscription DELETEs (on the trigger that its creates and
    lists use, with the subscription ids they return) cannot remove it. Poll-now, the poll
@@ -61,9 +61,12 @@ MAX_EXAMPLES = max(int(os.environ.get("FUZZ_MAX_EXAMPLES", "150")), 150)
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 RUN_TIMEOUT_S = 30 * 60
+# Every operation of the document (the runtime's included), each tested.
+OPERATIONS = 22
 
 TEST_RUN = "POST /integrations/v1/{integrationId}/triggers/{triggerId}/test"
 UPDATE = "PUT /integrations/v1/{integrationId}/triggers/{triggerId}"
+GET_TRIGGER = "GET /integrations/v1/{integrationId}/triggers/{triggerId}"
 SUBSCRIPTIONS = "/integrations/v1/{integrationId}/triggers/{triggerId}/subscriptions"
 CREATE_SUBSCRIPTION = f"POST {SUBSCRIPTIONS}"
 LIST_SUBSCRIPTIONS = f"GET {SUBSCRIPTIONS}"
@@ -169,7 +172,7 @@ def fuzz(origin: str, base: str, api_key: str, config: str, workdir: Path, capsy
         )
     if done.returncode != 0 or report["failures"] or report["errors"] or not report["complete"]:
         pytest.fail(f"schemathesis exited with {done.returncode}:\n{_failures_section(done.stdout)}", pytrace=False)
-    assert operations["tested"] == operations["total"] == 20, operations
+    assert operations["tested"] == operations["total"] == OPERATIONS, operations
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
         assert report["phases"][phase]["status"] == "success", report["phases"]
     return report
@@ -222,6 +225,10 @@ def test_fuzz_with_pinned_ids(service, service_env, tmp_path, capsys):
 
 [[operations]]
 include-name = {toml_string(UPDATE)}
+parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(update_trigger)} }}
+
+[[operations]]
+include-name = {toml_string(GET_TRIGGER)}
 parameters = {{ "path.integrationId" = {toml_string(pinned_integration)}, "path.triggerId" = {toml_string(update_trigger)} }}
 
 [[operations]]

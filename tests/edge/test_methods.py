@@ -18,15 +18,17 @@ IID, TID = str(uuid.uuid4()), str(uuid.uuid4())
         ("DELETE", "/integrations/v1/create", "POST"),
         ("PUT", f"/integrations/v1/{IID}/triggers/create", "POST"),
         ("DELETE", f"/integrations/v1/{IID}/triggers/create", "POST"),
+        ("GET", f"/integrations/v1/{IID}/triggers/create", "POST"),
         ("POST", "/integrations/v1/get", "GET"),
         # A path served by two routes names both methods.
-        ("OPTIONS", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, PUT"),
-        ("PATCH", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, PUT"),
-        ("GET", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, PUT"),
+        ("OPTIONS", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, GET, PUT"),
+        ("PATCH", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, GET, PUT"),
+        ("POST", f"/integrations/v1/{IID}/triggers/{TID}", "DELETE, GET, PUT"),
+        ("POST", f"/integrations/v1/{IID}/triggers", "GET"),
         ("DELETE", f"/integrations/v1/{IID}", "GET"),
         ("GET", f"/integrations/v1/{IID}/triggers/{TID}/test", "POST"),
         # Whatever the id looks like: the method is judged before anything else.
-        ("PATCH", "/integrations/v1/not-a-uuid/triggers/nor-this", "DELETE, PUT"),
+        ("PATCH", "/integrations/v1/not-a-uuid/triggers/nor-this", "DELETE, GET, PUT"),
     ],
 )
 async def test_an_unsupported_method_is_405_with_the_path_s_methods(client, base, method, path, allow):

@@ -175,7 +175,8 @@ async def test_the_routes_are_documented_once_each(app):
     assert set(paths["/integrations/v1/get"]) == {"get"}
     assert set(paths["/integrations/v1/create"]) == {"post"}
     assert set(paths["/integrations/v1/{integrationId}"]) == {"get"}
-    assert set(paths["/integrations/v1/{integrationId}/triggers/{triggerId}"]) == {"put", "delete"}
+    assert set(paths["/integrations/v1/{integrationId}/triggers/{triggerId}"]) == {"get", "put", "delete"}
+    assert set(paths["/integrations/v1/{integrationId}/triggers"]) == {"get"}
     assert not any(p.startswith("/api/public") for p in paths)
     for path, method in [("/integrations/v1/create", "post"), ("/integrations/v1/{integrationId}/triggers/{triggerId}", "put")]:
         ref = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]

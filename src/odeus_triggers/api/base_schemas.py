@@ -81,7 +81,8 @@ IGNORABLE = (
 
 
 def _escaped(cp: int) -> str:
-    # Astral characters go in as themselves: `\U…` is Python-only and `\u{…}` is ECMA-only.
+    # Astral characters go in as themselves (the server's own expressions; the schema's pattern has
+    # none, see `display_name_pattern`): `\U…` is Python-only and `\u{…}` is ECMA-only.
     return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else chr(cp)
 
 
@@ -95,17 +96,32 @@ _CONTROL_OR_FORMAT_CHAR = re.compile(f"[{CONTROL_OR_FORMAT_CLASS}]")
 _VISIBLE_CHAR = re.compile(f"[^{WHITE_SPACE}{CONTROL_OR_FORMAT_CLASS}{IGNORABLE_CLASS}]")
 
 
+def _bmp(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((lo, hi) for lo, hi in ranges if hi < 0x10000)
+
+
+# The schema's pattern names the characters of the Basic Multilingual Plane only. A validator that
+# reads ECMA-262 without the `u` flag (Spectral's `regex` format) sees an astral character as two
+# UTF-16 code units, so that a range of them is "out of order" and the whole document an error.
+# The astral ones (U+110BD … U+E0FFF: tag characters, variation selectors supplement, a few
+# format controls) are refused by the server all the same.
+_SCHEMA_CONTROL_OR_FORMAT_CLASS = _class_body(_bmp(CONTROL_OR_FORMAT))
+_SCHEMA_IGNORABLE_CLASS = _class_body(_bmp(IGNORABLE))
+ASTRAL_REFUSED = tuple((lo, hi) for lo, hi in (*CONTROL_OR_FORMAT, *IGNORABLE) if hi >= 0x10000)
+
+
 def display_name_pattern(max_length: int) -> str:
     """What `display_name(max_length)` accepts, as one regular expression.
 
     As `name_pattern`, with every Cc and Cf character refused, and a lookahead for one visible
-    character. The one thing it cannot say: the length counts after NFC normalization, which
-    shortens decomposed text (`e` + U+0301 is one character, `é`).
+    character. What it cannot say: the length counts after NFC normalization, which shortens
+    decomposed text (`e` + U+0301 is one character, `é`); and the astral characters of both tables
+    (ASTRAL_REFUSED), which it leaves out so that ECMA-262 read without the `u` flag can compile it.
     """
-    edge = f"[^{WHITE_SPACE}{CONTROL_OR_FORMAT_CLASS}]"
-    inner = f"[^{CONTROL_OR_FORMAT_CLASS}]"
-    visible = f"[^{WHITE_SPACE}{CONTROL_OR_FORMAT_CLASS}{IGNORABLE_CLASS}]"
-    ahead = f"(?=[{WHITE_SPACE}{IGNORABLE_CLASS}]*{visible})"
+    edge = f"[^{WHITE_SPACE}{_SCHEMA_CONTROL_OR_FORMAT_CLASS}]"
+    inner = f"[^{_SCHEMA_CONTROL_OR_FORMAT_CLASS}]"
+    visible = f"[^{WHITE_SPACE}{_SCHEMA_CONTROL_OR_FORMAT_CLASS}{_SCHEMA_IGNORABLE_CLASS}]"
+    ahead = f"(?=[{WHITE_SPACE}{_SCHEMA_IGNORABLE_CLASS}]*{visible})"
     return f"^[{WHITE_SPACE}]*{ahead}{edge}(?:{inner}{{0,{max_length - 2}}}{edge})?[{WHITE_SPACE}]*$"
 
 
@@ -157,10 +173,23 @@ def display_name(max_length: int) -> type[str]:
     ]
 
 
+def without_defaults(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of every request model: drop `default` from its properties.
+
+    TypeScript generators (openapi-typescript) read a property with a `default` as one that is
+    always present, and so make it required: `{"name": …}` would not compile for lack of
+    `description`. The server applies the defaults itself, and each field's description states
+    its default in words.
+    """
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop, dict):
+            prop.pop("default", None)
+
+
 class RequestModel(BaseModel):
     # strict: `"required": "yes"` is an error, not a guess; forbid: typos such as `pollingcode`
     # are reported instead of silently dropped.
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=without_defaults)
 
 
 class ResponseModel(BaseModel):
@@ -175,8 +204,8 @@ class TriggerType(StrEnum):
 
 
 def without_null_defaults(schema: dict[str, Any]) -> None:
-    """`json_schema_extra` for request models: drop `default: null` from the properties, which
-    TypeScript generators read as "always present" and so make the field required."""
+    """Drop `default: null` from the properties (see `without_defaults`, which every request
+    model applies, and which drops the other defaults too)."""
     for prop in schema.get("properties", {}).values():
         if isinstance(prop, dict) and "default" in prop and prop["default"] is None:
             del prop["default"]

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..api.deps import EngineDep
 from ..api.json_body import openapi_body
+from ..api.pagination import PageDep
 from ..api.params import IntegrationId, TriggerId
 from ..auth.caller import IntegrationCaller
 from ..errors import (
@@ -23,10 +24,10 @@ from ..errors import (
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
 from ..integrations.access import authorize_integration
-from . import polling_docs, service
+from . import polling_docs, reads, service
 from .body import checked_trigger_body
 from .examples import SEED_TRIGGER
-from .schemas import TriggerDeleted, TriggerEnvelope, TriggerIn
+from .schemas import TriggerDeleted, TriggerEnvelope, TriggerIn, TriggerList
 
 router = APIRouter(tags=["Triggers"])
 
@@ -79,6 +80,45 @@ async def create_trigger(
     return await idempotency.run(create)
 
 
+READ_ERRORS = (ValidationFailed, Unauthorized, InsufficientScope, IntegrationForbidden, IntegrationNotFound)
+
+
+@router.get(
+    "/integrations/v1/{integrationId}/triggers",
+    response_model=TriggerList,
+    summary="List Triggers",
+    description=(
+        "The integration's triggers, whole (input fields and polling code included), oldest first, a "
+        "page at a time: pass the answer's `nextCursor` as `?cursor=` for the next page, until it is "
+        "null. Requires the `INTEGRATION_API` scope."
+    ),
+    responses=responses_for(*READ_ERRORS),
+)
+async def list_triggers(
+    caller: IntegrationCaller, integration_id: IntegrationId, page: PageDep, request: Request, engine: EngineDep
+) -> JSONResponse:
+    await authorize_integration(caller, integration_id, request)
+    return JSONResponse(await reads.list_triggers(engine, integration_id, page))
+
+
+@router.get(
+    "/integrations/v1/{integrationId}/triggers/{triggerId}",
+    response_model=TriggerEnvelope,
+    summary="Get Trigger",
+    description=(
+        "The whole configuration of a trigger, as Create Trigger and Update Trigger answer it. The "
+        "`trigger` can be changed and sent back to Update Trigger as it is (its read-only fields are "
+        "ignored there): a read-modify-write. Requires the `INTEGRATION_API` scope."
+    ),
+    responses=responses_for(*READ_ERRORS, TriggerNotFound),
+)
+async def get_trigger(
+    caller: IntegrationCaller, integration_id: IntegrationId, trigger_id: TriggerId, request: Request, engine: EngineDep
+) -> JSONResponse:
+    await authorize_integration(caller, integration_id, request)
+    return JSONResponse(await reads.get_trigger(engine, integration_id, trigger_id))
+
+
 @router.put(
     "/integrations/v1/{integrationId}/triggers/{triggerId}",
     response_model=TriggerEnvelope,
@@ -118,9 +158,7 @@ async def update_trigger(
         "Deletes a trigger and its input fields. Its name can then be used again. Requires the "
         "`INTEGRATION_API` scope."
     ),
-    responses=responses_for(
-        ValidationFailed, Unauthorized, InsufficientScope, IntegrationForbidden, IntegrationNotFound, TriggerNotFound
-    ),
+    responses=responses_for(*READ_ERRORS, TriggerNotFound),
 )
 async def delete_trigger(
     caller: IntegrationCaller,

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from ..api.base_schemas import RequestModel, ResponseModel, TriggerType, display_name, line, name, text
 from .poll_time import LOCAL_DATE_TIME_PATTERN
@@ -24,44 +24,42 @@ class FieldType(StrEnum):
 
 
 class SelectOption(RequestModel):
+    """One choice of a SELECT field: what is shown, and the value that polling code reads."""
+
     label: line(100, min_length=1)  # type: ignore[valid-type]
     value: line(200, min_length=1)  # type: ignore[valid-type]
 
 
-# The SELECT rules of the contract, in the schema: a SELECT field has `options`; any other field
-# (a missing or null `type` is TEXT) has no `options` and no `allowMultiSelect: true`.
-SELECT_RULES: dict[str, Any] = {
-    "anyOf": [
-        {
-            "title": "SELECT field",
-            "required": ["type", "options"],
-            "properties": {"type": {"const": FieldType.SELECT.value}, "options": {"type": "array"}},
-        },
-        {
-            "title": "Other field",
-            "properties": {
-                "type": {"enum": [t.value for t in FieldType if t is not FieldType.SELECT] + [None]},
-                "options": {"type": "null"},
-                "allowMultiSelect": {"enum": [False, None]},
-            },
-        },
-    ]
-}
+# The SELECT rules are enforced by the server (triggers/rules.py, with the rest of the body's
+# problems in one 400) and stated here in words: as an `anyOf` in the schema, their branches gave
+# no types, and client generators dropped the model (openapi-python-client) or let any `options`
+# through (openapi-typescript).
+SELECT_RULES_DOC = (
+    "A `SELECT` field needs `options`: 1 to 200 `{label, value}` objects whose values are unique "
+    "within the field. Any other type (a missing or null `type` is `TEXT`) takes no `options` and no "
+    "`allowMultiSelect: true` (`false` and null are accepted). The server answers 400 "
+    "`validation_error` naming `inputFields[i].options` or `inputFields[i].allowMultiSelect` otherwise."
+)
 
 
 class InputFieldIn(RequestModel):
-    model_config = ConfigDict(json_schema_extra=SELECT_RULES)
+    __doc__ = "One input field of a trigger. " + SELECT_RULES_DOC
 
     label: name(100)  # type: ignore[valid-type]
-    type: FieldType | None = Field(FieldType.TEXT, description="Defaults to TEXT.")
-    description: text(500) | None = None  # type: ignore[valid-type]
+    type: FieldType | None = Field(FieldType.TEXT, description="Defaults to `TEXT`.")
+    description: text(500) | None = Field(None, description='Stored as "" when absent.')  # type: ignore[valid-type]
     placeholder: line(200) | None = None  # type: ignore[valid-type]
     required: bool | None = Field(False, description="Defaults to false.")
     options: list[SelectOption] | None = Field(
-        None, min_length=1, max_length=200, description="SELECT fields only, and required there."
+        None,
+        min_length=1,
+        max_length=200,
+        description="Required for a `SELECT` field: 1 to 200 options, values unique within the field. "
+        "Not allowed on any other type.",
     )
     allowMultiSelect: bool | None = Field(
-        None, description="SELECT fields only; defaults to false there."
+        None,
+        description="`SELECT` fields only, where it defaults to false; `true` on any other type is refused.",
     )
     slug: str | None = Field(None, description=READ_ONLY)
 
@@ -114,6 +112,11 @@ class TriggerOut(ResponseModel):
 
 class TriggerEnvelope(ResponseModel):
     trigger: TriggerOut
+
+
+class TriggerList(ResponseModel):
+    triggers: list[TriggerOut] = Field(description="Oldest first; each can be sent back as it is to Update Trigger.")
+    nextCursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last page.")
 
 
 class TriggerDeleted(ResponseModel):

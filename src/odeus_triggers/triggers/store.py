@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -141,3 +141,42 @@ async def runnable_rows(engine: AsyncEngine, integration_id: uuid.UUID, trigger_
     )
     async with engine.connect() as conn:
         return (await conn.execute(stmt)).all()
+
+
+async def _fields_of(conn: AsyncConnection, trigger_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
+    """The input field rows of these triggers, each trigger's in order."""
+    by_trigger: dict[uuid.UUID, list[Row[Any]]] = {trigger_id: [] for trigger_id in trigger_ids}
+    if trigger_ids:
+        rows = await conn.execute(
+            select(fields).where(fields.c.trigger_id.in_(trigger_ids)).order_by(fields.c.trigger_id, fields.c.position)
+        )
+        for row in rows:
+            by_trigger[row.trigger_id].append(row)
+    return by_trigger
+
+
+async def read_trigger(
+    engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID
+) -> tuple[Row[Any], list[Row[Any]]] | None:
+    """The trigger's row and its input field rows in order, or None if there is no such trigger."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(triggers).where(triggers.c.id == trigger_id, triggers.c.integration_id == integration_id)
+        )).first()
+        if row is None:
+            return None
+        return row, (await _fields_of(conn, [row.id]))[row.id]
+
+
+async def list_triggers(
+    engine: AsyncEngine, integration_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> tuple[Sequence[Row[Any]], dict[uuid.UUID, list[Row[Any]]]]:
+    """Up to `limit + 1` triggers after `after` (created_at, id), oldest first, with the input
+    field rows of the first `limit`: the extra row only says that there is a next page."""
+    stmt = select(triggers).where(triggers.c.integration_id == integration_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(triggers.c.created_at, triggers.c.id) > tuple_(*after))
+    stmt = stmt.order_by(triggers.c.created_at, triggers.c.id).limit(limit + 1)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+        return rows, await _fields_of(conn, [r.id for r in rows[:limit]])
