@@ -40,8 +40,9 @@ OVER_SHARE_WAIT_S = 1.0
 # Nothing due: ask again after this. A poll in this process wakes the loop at once when it commits
 # new events; this bounds the wait for those another worker committed (one indexed query).
 IDLE_DELIVERY_S = 0.2
-# At most this many subscriptions are skipped by a claim, and remembered per host.
-MAX_SKIPPED = 1000
+# At most this many subscriptions are skipped by a claim (each pending row it reads is compared with
+# them), and remembered per host: enough for the few subscriptions behind one slow receiver.
+MAX_SKIPPED = 100
 
 
 class DeliveryObserver(Protocol):
@@ -66,6 +67,8 @@ class Dispatcher(LeaseLoop[Pending, str]):
         self.retry_scale = retry_scale
         self.lease_s = timeout_s + LEASE_MARGIN_S
         self.transport = new_transport()
+        self._hosts: LRUCache[str, str] = LRUCache(maxsize=10_000)
+        self._secrets: LRUCache[tuple[str, uuid.UUID], str] = LRUCache(maxsize=10_000)
         # Per destination host, the subscriptions last seen sending to it.
         self._subscriptions_of: LRUCache[str, LRUCache[uuid.UUID, bool]] = LRUCache(maxsize=MAX_SKIPPED)
         self._commit = GroupCommit[Attempted](engine, outbox.write, "deliveries")
@@ -84,14 +87,25 @@ class Dispatcher(LeaseLoop[Pending, str]):
         return [p for p in claimed if p.status != "disabled" and p.body is not None]
 
     def key(self, item: Pending) -> str:
-        return (urlsplit(item.webhook_url).hostname or "").lower()
+        host = self._hosts.get(item.webhook_url)
+        if host is None:
+            host = self._hosts[item.webhook_url] = (urlsplit(item.webhook_url).hostname or "").lower()
+        return host
+
+    def _open(self, token: str, item: Pending) -> str:
+        # A sealed token opens to one value for good (a rotation writes a new token): decrypting
+        # it once per subscription, not once per delivery.
+        # Keyed by the row too: a token copied into another subscription's row must still fail to
+        # open there, as its context says.
+        cached = (token, item.subscription_id)
+        secret = self._secrets.get(cached)
+        if secret is None:
+            secret = self._secrets[cached] = self.keyring.open(token, signing_context(item.subscription_id))
+        return secret
 
     async def handle(self, item: Pending) -> None:
-        secret = self.keyring.open(item.signing_secret, signing_context(item.subscription_id))
-        previous = (
-            self.keyring.open(item.previous_signing_secret, signing_context(item.subscription_id))
-            if item.previous_signing_secret else None
-        )
+        secret = self._open(item.signing_secret, item)
+        previous = self._open(item.previous_signing_secret, item) if item.previous_signing_secret else None
         at = datetime.now(UTC)
         with secret_scope():
             remember_secrets([s for s in (secret, previous) if s])
