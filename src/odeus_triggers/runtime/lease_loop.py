@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -41,6 +41,9 @@ class LeaseLoop(ABC, Generic[T, K]):
     # For the logs: what is claimed ("due subscriptions") and what runs ("polls").
     claims = "work"
     what = "work"
+    # Whether items over their key's share may wait here for it (see `_deferred`): only when one
+    # item of the key and the wait for it always fit in a lease together.
+    defers = False
 
     def __init__(self, *, concurrency: int, share: int, drain_s: float, idle_s: float = IDLE_S) -> None:
         if concurrency < 1:
@@ -53,6 +56,11 @@ class LeaseLoop(ABC, Generic[T, K]):
         self._by_key: Counter[K] = Counter()
         # Items still counted against their key's share (by id()): `release_share` ends that early.
         self._sharing: set[int] = set()
+        # Items a claim brought beyond their key's share, up to `deferrable` a key: they hold no
+        # slot, and start as the key's own items leave the share, instead of going back to the
+        # database and being claimed again.
+        self._deferred: dict[K, deque[T]] = {}
+        self.deferrable = share if self.defers else 0
         # How many to claim at most: all the free slots, unless the last claims brought mostly more
         # of a key than its share (one workspace's backlog, one host's): then about what was kept,
         # so that the loop does not claim and give back the same rows over and over.
@@ -121,13 +129,13 @@ class LeaseLoop(ABC, Generic[T, K]):
             for item in items:
                 key = self.key(item)
                 if self._by_key[key] >= self.share and self._crowded():
-                    over.append(item)
+                    waiting = self._deferred.setdefault(key, deque())
+                    if len(waiting) < self.deferrable:
+                        waiting.append(item)  # starts when its key is under its share again
+                    else:
+                        over.append(item)
                     continue
-                self._by_key[key] += 1
-                self._sharing.add(id(item))
-                task = asyncio.create_task(self._handle(item), name=f"odeus-{self.what}-item")
-                self._in_flight[task] = item
-                task.add_done_callback(self._done)
+                self._start(item, key)
             if over:
                 await self._give_back(over, over_share=True)
             kept = len(items) - len(over)
@@ -190,9 +198,17 @@ class LeaseLoop(ABC, Generic[T, K]):
             for waiter in waiters:
                 waiter.cancel()
 
+    def _start(self, item: T, key: K) -> None:
+        self._by_key[key] += 1
+        self._sharing.add(id(item))
+        task = asyncio.create_task(self._handle(item), name=f"odeus-{self.what}-item")
+        self._in_flight[task] = item
+        task.add_done_callback(self._done)
+
     def release_share(self, item: T) -> None:
         """The item no longer holds what the share protects (the sandbox, the receiver): only its
-        write is left. It still holds its slot until it is done."""
+        write is left. It still holds its slot until it is done. An item of the same key that a
+        claim brought beyond the share takes its place."""
         if id(item) in self._sharing:
             self._sharing.discard(id(item))
             key = self.key(item)
@@ -200,6 +216,12 @@ class LeaseLoop(ABC, Generic[T, K]):
                 self._by_key[key] -= 1
             else:
                 del self._by_key[key]
+            waiting = self._deferred.get(key)
+            if waiting and not self._stopping.is_set():
+                follower = waiting.popleft()
+                if not waiting:
+                    del self._deferred[key]
+                self._start(follower, key)
             self._room.set()
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -224,6 +246,12 @@ class LeaseLoop(ABC, Generic[T, K]):
                 self._loop.cancel()
             except Exception:  # run() never raises; defensive, so that the drain still happens
                 log.exception("the %s loop ended with an error", self.what)
+        # Once the loop has stopped claiming: what waits for its key's share never starts now, so
+        # it is due again at once, for another worker.
+        deferred = [item for waiting in self._deferred.values() for item in waiting]
+        self._deferred.clear()
+        if deferred:
+            await self._give_back(deferred, over_share=False)
         running = set(self._in_flight)
         if running:
             _, running = await asyncio.wait(running, timeout=max(deadline - time.monotonic(), 0.01))

@@ -44,6 +44,9 @@ def workspace_share(concurrency: int, runs_per_workspace: int) -> int:
 class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
     claims = "due subscriptions"
     what = "polls"
+    # A poll waits for at most its workspace's own runs (each within the wall time), and the lease
+    # is the wall time plus 30 s.
+    defers = True
 
     def __init__(
         self, deps: PollDeps, *, concurrency: int, wall_time_s: float, idle_s: float = IDLE_S,
@@ -102,5 +105,10 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
 
     async def give_back(self, items: list[tuple[Claimed, Loaded]], over_share: bool) -> None:
         # Due at once either way: a workspace over its share is skipped by the next claims here.
-        async with self.deps.engine.begin() as conn:
-            await give_back(conn, [c for c, _ in items])
+        # Each row's UPDATE is fenced on its own epoch, so it needs no transaction around it.
+        if self.deps.autocommit is self.deps.engine:
+            async with self.deps.engine.begin() as conn:
+                await give_back(conn, [c for c, _ in items])
+        else:
+            async with self.deps.autocommit.connect() as conn:
+                await give_back(conn, [c for c, _ in items])
