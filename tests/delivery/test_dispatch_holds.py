@@ -12,40 +12,17 @@ from dispatch_support import (
     STALLED_AT_MOST,
     TIMEOUT_S,
     at,
-    delivery_worker,
-    drop_workspace_subscriptions,
     next_attempt_in,
     subscribe,
     until,
 )
 
-from support.helpers import client_of, make_tenant, started_app
 from support.receiver import HANG, Reply, receiving
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"),
     reason="Postgres only (TEST_DATABASE_URL): worker processes deliver from the shared Postgres",
 )
-
-
-@pytest.fixture(scope="module")
-def worker(settings, tmp_path_factory):
-    with delivery_worker(settings.database_url.get_secret_value(), tmp_path_factory.mktemp("holds") / "w.log") as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
-async def private_app(settings):
-    async with started_app(settings, delivery_allow_private_network=True) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(private_app, worker):
-    tenant = await make_tenant(private_app)
-    async with client_of(private_app) as client:
-        yield client, tenant, private_app.state.engine
-    await drop_workspace_subscriptions(private_app.state.engine, tenant.workspace_id)
 
 
 async def test_a_410_disables_the_subscription_and_holds_its_events_until_it_is_active_again(api):

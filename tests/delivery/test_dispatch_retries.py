@@ -9,14 +9,11 @@ import pytest
 from dispatch_support import (
     RETRY_SCALE,
     at,
-    delivery_worker,
-    drop_workspace_subscriptions,
     next_attempt_in,
     subscribe,
     until,
 )
 
-from support.helpers import client_of, make_tenant, started_app
 from support.receiver import Reply, receiving
 
 pytestmark = pytest.mark.skipif(
@@ -25,26 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 JITTER = 0.10
-
-
-@pytest.fixture(scope="module")
-def worker(settings, tmp_path_factory):
-    with delivery_worker(settings.database_url.get_secret_value(), tmp_path_factory.mktemp("retries") / "w.log") as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
-async def private_app(settings):
-    async with started_app(settings, delivery_allow_private_network=True) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(private_app, worker):
-    tenant = await make_tenant(private_app)
-    async with client_of(private_app) as client:
-        yield client, tenant, private_app.state.engine
-    await drop_workspace_subscriptions(private_app.state.engine, tenant.workspace_id)
 
 
 async def test_two_500s_then_a_204_is_three_attempts_on_the_schedule_with_one_webhook_id(api):

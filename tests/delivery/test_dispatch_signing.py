@@ -10,8 +10,6 @@ import pytest
 from dispatch_support import (
     Sub,
     counter,
-    delivery_worker,
-    drop_workspace_subscriptions,
     subscribe,
     until,
 )
@@ -19,7 +17,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from odeus_triggers.subscriptions.service import new_signing_secret
 
-from support.helpers import client_of, make_tenant, started_app
 from support.receiver import Reply, receiving
 
 pytestmark = pytest.mark.skipif(
@@ -27,26 +24,6 @@ pytestmark = pytest.mark.skipif(
     reason="Postgres only (TEST_DATABASE_URL): worker processes deliver from the shared Postgres; "
     "test_dispatch_embedded.py covers SQLite",
 )
-
-
-@pytest.fixture(scope="module")
-def worker(settings, tmp_path_factory):
-    with delivery_worker(settings.database_url.get_secret_value(), tmp_path_factory.mktemp("signing") / "w.log") as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
-async def private_app(settings):
-    async with started_app(settings, delivery_allow_private_network=True) as app:
-        yield app
-
-
-@pytest.fixture
-async def api(private_app, worker):
-    tenant = await make_tenant(private_app)
-    async with client_of(private_app) as client:
-        yield client, tenant
-    await drop_workspace_subscriptions(private_app.state.engine, tenant.workspace_id)
 
 
 def _verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -58,7 +35,7 @@ def _verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
 
 
 async def test_a_delivery_is_a_signed_standard_webhook_with_the_same_bytes_on_every_attempt(api, worker):
-    client, tenant = api
+    client, tenant, _ = api
     before = worker.get("/metrics").text
     with receiving() as rx:
         rx.script("/hook", Reply(500))  # then 204: two attempts of one event
@@ -115,7 +92,7 @@ async def _delivered_to(rx, sub: Sub, count: int):
 
 
 async def test_during_a_rotation_both_secrets_verify_and_only_the_newest_two_sign(api):
-    client, tenant = api
+    client, tenant, _ = api
     with receiving() as rx:
         sub = await subscribe(client, tenant, rx.url("/hook"), "1")
         [first] = await _delivered_to(rx, sub, 1)
