@@ -22,7 +22,7 @@ import pytest
 from runtime_support import tail, worker_process
 
 from support.helpers import Tenant, make_tenant
-from support.runtime import pause_workspace, require_postgres, subscribe_many, worker_env
+from support.runtime import pause_all_but, pause_workspace, require_postgres, subscribe_many, worker_env
 from support.subscriptions import create_trigger, subscription_path
 
 CONCURRENCY = 2
@@ -90,6 +90,8 @@ async def test_a_noisy_workspace_does_not_slow_a_quiet_one_on_the_worker(
     app, client, tenant, quiet, database_url: str, tmp_path: Path, capsys
 ):
     noisy = tenant
+    # The worker's slots are the two workspaces': nothing another test left due may take one.
+    await pause_all_but(app.state.engine, noisy.workspace_id, quiet.workspace_id)
     noisy_trigger = await create_trigger(client, noisy, NOISY_TRIGGER)
     noisy_ids = await subscribe_many(client, noisy, noisy_trigger, NOISY_SUBSCRIPTIONS, intervalSeconds=INTERVAL_S)
     quiet_trigger = await create_trigger(client, quiet, QUIET_TRIGGER)

@@ -93,6 +93,18 @@ async def events_of(engine: Any, workspace_id: uuid.UUID) -> list[tuple[str, str
         return [(str(s), k, st) for s, k, st in rows]
 
 
+async def pause_all_but(engine: Any, *workspace_ids: uuid.UUID) -> None:
+    """Take every other workspace's subscriptions out of the schedule: a test that counts a worker's
+    slots cannot share them with what an earlier test left due in the shared database."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE subscriptions SET status = 'paused' WHERE status = 'active' "
+                 "AND NOT (workspace_id = ANY(:mine))" if conn.dialect.name == "postgresql" else
+                 "UPDATE subscriptions SET status = 'paused' WHERE status = 'active'"),
+            {"mine": list(workspace_ids)},
+        )
+
+
 async def pause_workspace(engine: Any, workspace_id: uuid.UUID) -> None:
     """Take the workspace's subscriptions out of the schedule, so that the workers of later tests
     (which share the database) do not spend their time on them."""
