@@ -1,7 +1,6 @@
 """HTTP routes of a subscription's events: list, read, redeliver (RUNTIME.md, "Subscriptions" and
 "Delivery"), and the rotation of its signing secret."""
 
-import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -13,12 +12,7 @@ from ..auth.caller import IntegrationCaller
 from ..errors import (
     EventNotDeliverable,
     EventNotFound,
-    InsufficientScope,
-    IntegrationForbidden,
-    IntegrationNotFound,
     SubscriptionNotFound,
-    Unauthorized,
-    ValidationFailed,
     responses_for,
 )
 from ..idempotency.dependency import IDEMPOTENCY_ERRORS, IdempotencyDep, replayed_header_doc
@@ -28,18 +22,12 @@ from . import events_store, poll_history
 from .events_params import EVENT, EventId, StateFilter, event_links
 from .events_render import render_attempt, render_event
 from .events_schemas import EventDetail, EventEnvelope, EventList, SigningSecretRotated
-from .router import ONE
+from .router import ACCESS_ERRORS, ONE
 from .seal_contexts import signing_context
 from .service import new_signing_secret
 
 router = APIRouter(tags=["Subscriptions"])
 
-ACCESS_ERRORS = (ValidationFailed, Unauthorized, InsufficientScope, IntegrationForbidden, IntegrationNotFound)
-
-
-async def _in_scope(engine: EngineDep, integration_id: uuid.UUID, trigger_id: uuid.UUID, subscription_id: uuid.UUID) -> None:
-    if await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id) is None:
-        raise SubscriptionNotFound()
 
 
 @router.get(
@@ -58,7 +46,7 @@ async def list_events(
     subscription_id: SubscriptionId, state: StateFilter, page: PageDep, request: Request, engine: EngineDep,
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
-    await _in_scope(engine, integration_id, trigger_id, subscription_id)
+    await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id)
     rows = await events_store.page_of_events(engine, subscription_id, state, page)
     shown = rows[: page.limit]
     more = len(rows) > page.limit
@@ -81,7 +69,7 @@ async def get_event(
     subscription_id: SubscriptionId, event_id: EventId, request: Request, engine: EngineDep,
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
-    await _in_scope(engine, integration_id, trigger_id, subscription_id)
+    await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id)
     found = await events_store.read_event(engine, subscription_id, event_id)
     if found is None:
         raise EventNotFound()
@@ -114,7 +102,7 @@ async def redeliver_event(
 ) -> Response:
     async def redeliver() -> JSONResponse:
         await authorize_integration(caller, integration_id, request)
-        await _in_scope(engine, integration_id, trigger_id, subscription_id)
+        await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id)
         row, queued = await events_store.requeue(engine, subscription_id, event_id)
         if row is None:
             raise EventNotFound()

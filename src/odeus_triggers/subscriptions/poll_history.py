@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..api.pagination import Page
 from ..db.runtime_tables import PollRun, Subscription
 from ..db.sql import db_clock
+from ..errors import SubscriptionNotFound
 
 subscriptions = cast(Table, Subscription.__table__)
 poll_runs = cast(Table, PollRun.__table__)
@@ -20,16 +21,20 @@ KEPT_S = 7 * 86_400
 
 async def scoped_status(
     engine: AsyncEngine, integration_id: uuid.UUID, trigger_id: uuid.UUID, subscription_id: uuid.UUID
-) -> str | None:
-    """The subscription's status, or None when it is not one of this trigger of this integration."""
+) -> str:
+    """The subscription's status; SubscriptionNotFound when it is not one of this trigger of this
+    integration."""
     async with engine.connect() as conn:
-        return await conn.scalar(
+        status = await conn.scalar(
             select(subscriptions.c.status).where(
                 subscriptions.c.id == subscription_id,
                 subscriptions.c.integration_id == integration_id,
                 subscriptions.c.trigger_id == trigger_id,
             )
         )
+    if status is None:
+        raise SubscriptionNotFound()
+    return str(status)
 
 
 async def recent_runs(

@@ -12,14 +12,10 @@ from ..api.params import IntegrationId, SubscriptionId, TriggerId
 from ..auth.caller import IntegrationCaller
 from ..errors import (
     FieldError,
-    InsufficientScope,
-    IntegrationForbidden,
-    IntegrationNotFound,
     PollInProgress,
     ServiceUnavailable,
     SubscriptionDisabled,
     SubscriptionNotFound,
-    Unauthorized,
     ValidationFailed,
     responses_for,
 )
@@ -28,23 +24,13 @@ from . import poll_history
 from .claims import claim_one
 from .poll import PollDeps, PollNotRun, poll, render_run
 from .poll_schemas import PollEnvelope, PollList
-from .router import ONE
+from .router import ACCESS_ERRORS, ONE
 
 router = APIRouter(tags=["Subscriptions"])
 
-ACCESS_ERRORS = (ValidationFailed, Unauthorized, InsufficientScope, IntegrationForbidden, IntegrationNotFound)
 # The lease outlasts the sandbox's wall time, as the scheduler's does.
 LEASE_MARGIN_S = 30.0
 SANDBOX_RETRY_AFTER_S = 5
-
-
-async def _scoped_status(
-    engine: EngineDep, integration_id: uuid.UUID, trigger_id: uuid.UUID, subscription_id: uuid.UUID
-) -> str:
-    status = await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id)
-    if status is None:
-        raise SubscriptionNotFound()
-    return status
 
 
 @router.post(
@@ -68,14 +54,14 @@ async def poll_subscription(
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
     # The scope first: a claim would lease a subscription of another trigger for nothing.
-    if await _scoped_status(engine, integration_id, trigger_id, subscription_id) == "disabled":
+    if await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id) == "disabled":
         raise SubscriptionDisabled()
     lease_s = request.app.state.settings.polling_timeout_seconds + LEASE_MARGIN_S
     async with engine.begin() as conn:
         claim = await claim_one(conn, subscription_id, lease_s)
     if claim is None:
         # Deleted or disabled since the check above, or leased by another poll.
-        if await _scoped_status(engine, integration_id, trigger_id, subscription_id) == "disabled":
+        if await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id) == "disabled":
             raise SubscriptionDisabled()
         raise PollInProgress()
     try:
@@ -108,7 +94,7 @@ async def list_polls(
     subscription_id: SubscriptionId, page: PageDep, request: Request, engine: EngineDep,
 ) -> JSONResponse:
     await authorize_integration(caller, integration_id, request)
-    await _scoped_status(engine, integration_id, trigger_id, subscription_id)
+    await poll_history.scoped_status(engine, integration_id, trigger_id, subscription_id)
     before_id = None
     if page.after is not None:
         try:
