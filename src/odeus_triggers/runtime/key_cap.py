@@ -4,7 +4,9 @@ going first), as a bounded step of the retention sweep rather than work on the p
 A pass walks the subscriptions by id from a cursor. Asking whether one holds more than the cap
 costs at most cap + 1 entries of the (subscription_id, last_seen_at, id) index, so a pass stops
 after a budget of such entries, a number of subscriptions, or a batch of deleted rows; a full walk
-then costs about one read of that index, spread over passes.
+then costs about one read of that index, spread over passes. The counts come for as many
+subscriptions at once as the budget left allows in full, in one statement: a pass over subscriptions
+with few keys is a few statements, not a transaction for each of them.
 
 The newest `cap` keys always stay. Beyond them, every key goes except a pending event's: it is
 still owed to its webhook, so it stays past the cap, as it stays past the 30 days, and no younger
@@ -15,7 +17,7 @@ the same subscription at once delete the same rows, never twice as many.
 
 import uuid
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,10 +39,14 @@ class CapPass:
     cursor: uuid.UUID | None
 
 
-async def _held(conn: AsyncConnection, subscription_id: uuid.UUID, cap: int) -> int:
-    """The subscription's key count, up to cap + 1: never reads further into the index."""
-    some = select(literal(1)).where(events.c.subscription_id == subscription_id).limit(cap + 1).subquery()
-    return int(await conn.scalar(select(func.count()).select_from(some)) or 0)
+def _walk(after: uuid.UUID | None, count: int, cap: int) -> Any:
+    """The next `count` subscriptions by id, each with its key count up to cap + 1: one statement
+    for many of them, never reading further into the index than that for any."""
+    some = (select(literal(1)).where(events.c.subscription_id == subscriptions.c.id).limit(cap + 1)
+            .correlate(subscriptions).subquery())
+    held = select(func.count()).select_from(some).scalar_subquery()
+    walk = select(subscriptions.c.id, held.label("held")).order_by(subscriptions.c.id).limit(count)
+    return walk if after is None else walk.where(subscriptions.c.id > after)
 
 
 async def _trim(conn: AsyncConnection, subscription_id: uuid.UUID, cap: int, limit: int) -> int:
@@ -69,26 +75,29 @@ async def cap_keys_once(
 ) -> CapPass:
     """One bounded pass from `after`: at most `batch` rows deleted, `per_pass` subscriptions
     looked at, and about `scan_budget` index entries read."""
-    deleted = scanned = 0
+    deleted = scanned = looked = 0
     cursor = after
     async with engine.connect() as conn:
-        walk = select(subscriptions.c.id).order_by(subscriptions.c.id).limit(per_pass)
-        if after is not None:
-            walk = walk.where(subscriptions.c.id > after)
-        ids = (await conn.execute(walk)).scalars().all()
-        await conn.commit()
-        for subscription_id in ids:
-            if deleted >= batch or scanned >= scan_budget:
-                return CapPass(deleted, cursor)
-            # A transaction each: on SQLite every one holds the write lock.
-            async with conn.begin():
-                held = await _held(conn, subscription_id, cap)
+        while looked < per_pass and scanned < scan_budget:
+            # As many as the budget left can count in full, so that one statement never reads more.
+            count = min(per_pass - looked, max(1, (scan_budget - scanned) // (cap + 1)))
+            chunk = (await conn.execute(_walk(cursor, count, cap))).all()
+            await conn.commit()
+            for subscription_id, held in chunk:
+                if deleted >= batch or scanned >= scan_budget:
+                    return CapPass(deleted, cursor)
                 scanned += held
-                room = batch - deleted
-                trimmed = await _trim(conn, subscription_id, cap, room) if held > cap else 0
-            deleted += trimmed
-            if trimmed >= room:
-                # Perhaps more beyond the cap: the next pass starts with this subscription again.
-                return CapPass(deleted, cursor)
-            cursor = subscription_id
-    return CapPass(deleted, cursor if len(ids) == per_pass else None)
+                if held > cap:
+                    room = batch - deleted
+                    # A transaction each: on SQLite every one holds the write lock.
+                    async with conn.begin():
+                        trimmed = await _trim(conn, subscription_id, cap, room)
+                    deleted += trimmed
+                    if trimmed >= room:
+                        # Perhaps more beyond the cap: the next pass starts with this subscription again.
+                        return CapPass(deleted, cursor)
+                cursor = subscription_id
+            looked += len(chunk)
+            if len(chunk) < count:
+                return CapPass(deleted, None)  # the walk wrapped around
+    return CapPass(deleted, cursor)
