@@ -13,15 +13,16 @@ the owner, the interval and the due time changed. `ODEUS_ENCRYPTION_KEYS` is a t
   they can poll), from `poll_runs` counts over a window, against two processes that run the
   same code with `SandboxPool.run` in a loop at the same concurrency, with no database;
   alternating rounds, medians. Goal ≥ 0.7.
-- bookkeeping: what a worker does around the sandbox, per claimed batch: `claim_due`, `poll.load`
-  and the group-committed `poll_write.write` of polls that returned nothing (no sandbox), per
-  second, against asyncpg running the same statements, prepared, with the same concurrency and
-  batch. Goal ≥ 0.5.
+- bookkeeping: what a worker does around the sandbox, per claimed batch: `poll_batches.claim_batch`
+  and `poll_batches.write_batch` of polls that returned nothing (no sandbox), per second, against
+  asyncpg running the same two statements (`claims_pg.CLAIM_SQL`, `poll_write_pg.WRITE_SQL`),
+  prepared, with the same concurrency and batch. Goal ≥ 0.5.
 - lag: 100,000 subscriptions whose intervals make the due rate half the measured capacity;
   p50/p99 of (start − due) of every poll in the window. Goal p99 ≤ 2 s. Then overload: all due,
   spread over the past; after a window, were the oldest polled first?
-- claim: `claim_due` latency with 10,000 and with 1,000,000 subscriptions, the same due rate on
-  both, claimed in turn (up to 50 every 50 ms, claimed rows completed at once). Goal p99 ratio ≤ 1.5.
+- claim: `poll_batches.claim_batch` latency (on Postgres the claim with its load, one statement)
+  with 10,000 and with 1,000,000 subscriptions, the same due rate on both, claimed in turn (up to
+  50 every 50 ms, claimed rows completed at once). Goal p99 ratio ≤ 1.5.
 - sqlite: polls/s of `serve` on SQLite with its embedded worker, next to the raw sandbox rate.
 - memory: one worker's VmRSS after 1,000 and after 100,000 of its own polls (its
   `odeus_polls_total`), and its sandbox processes'. Goal: within 50 MB.
@@ -314,16 +315,13 @@ def bench_overhead(args: argparse.Namespace, made: dict[str, str], results: dict
 async def bookkeeping_orm(db: str, args: argparse.Namespace, duration: float) -> float:
     from odeus_triggers.config import Settings
     from odeus_triggers.db.engine import make_engine
-    from odeus_triggers.subscriptions import poll_write
-    from odeus_triggers.subscriptions.claims import claim_due
-    from odeus_triggers.subscriptions.poll import PollDeps, load
+    from odeus_triggers.subscriptions.poll import PollDeps
+    from odeus_triggers.subscriptions.poll_batches import claim_batch, write_batch
     from odeus_triggers.subscriptions.poll_write import Finished
-    from odeus_triggers.subscriptions.schedule import PauseRule
 
     settings = Settings(database_url=url_of(db), db_pool_size=args.bk_tasks)
     engine = make_engine(settings, kind="worker")
     deps = PollDeps(engine=engine, sandbox=None, keyring=None)  # type: ignore[arg-type]  # no poll runs here
-    rule = PauseRule()
     done = 0
     deadline = time.monotonic() + duration
 
@@ -331,18 +329,15 @@ async def bookkeeping_orm(db: str, args: argparse.Namespace, duration: float) ->
         nonlocal done
         while time.monotonic() < deadline:
             began = time.monotonic()
-            async with deps.autocommit.connect() as conn:
-                claims = await claim_due(conn, args.bk_batch, 40.0)
-            loaded = await load(deps, claims)
+            claimed = await claim_batch(deps, args.bk_batch, 40.0)
             batch = [
                 Finished(claim=c, outcome="ok", error=None, returned=0, seeding=False,
-                         interval_seconds=loaded[c.id].row.interval_seconds,
-                         failures_before=loaded[c.id].row.consecutive_failures, began=began)
-                for c in claims
+                         interval_seconds=loaded.row.interval_seconds,
+                         failures_before=loaded.row.consecutive_failures, began=began)
+                for c, loaded in claimed
             ]
             if batch:
-                async with engine.begin() as conn:
-                    await poll_write.write(conn, batch, 100, rule)
+                await write_batch(deps, batch)
             done += len(batch)
 
     started, cpu = time.monotonic(), time.process_time()
@@ -353,82 +348,45 @@ async def bookkeeping_orm(db: str, args: argparse.Namespace, duration: float) ->
     return rate
 
 
-# The statements of a worker's batch, written out: claim_due, poll.load (the subscriptions and
-# their secrets), and poll_write.write for polls that returned nothing (lock and fence, the
-# success UPDATE for every row, the runs in one INSERT).
-RAW_CLAIM = """
-UPDATE subscriptions SET claimed_due_at = next_poll_at, next_poll_at = now() + $2::interval,
-  lease_expires_at = now() + $2::interval, lease_epoch = lease_epoch + 1
-WHERE id IN (SELECT id FROM subscriptions WHERE status = 'active' AND next_poll_at <= now()
-               AND (lease_expires_at IS NULL OR lease_expires_at <= now())
-             ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, workspace_id, integration_id, trigger_id, lease_epoch, claimed_due_at, now()
-"""
-RAW_LOAD = """
-SELECT s.id, s.status, s.inputs, s.sealed_inputs, s.interval_seconds, s.backfill_since, s.last_poll_time,
-  s.seeded_at, s.consecutive_failures, t.slug, t.updated_at
-FROM subscriptions s JOIN triggers t ON t.id = s.trigger_id WHERE s.id = ANY($1)
-"""
-RAW_SECRETS = """
-SELECT false, integration_id, name, token FROM integration_secrets WHERE integration_id = ANY($1)
-UNION ALL SELECT true, subscription_id, name, token FROM subscription_secrets WHERE subscription_id = ANY($2)
-"""
-RAW_LOCK = "SELECT id, lease_epoch FROM subscriptions WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-RAW_FINISH = """
-UPDATE subscriptions SET lease_expires_at = NULL, last_polled_at = now(), updated_at = now(),
-  next_poll_at = now() + $3::interval, consecutive_failures = 0, failing_since = NULL,
-  consecutive_invalid_outputs = 0, last_error = NULL, last_succeeded_at = now(), last_poll_time = $4
-WHERE id = $1 AND lease_epoch = $2
-"""
-RAW_RUNS = """
-INSERT INTO poll_runs (id, subscription_id, started_at, finished_at, outcome, returned, new, capped, duration_ms, error)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::int[], $7::int[],
-                     $8::bool[], $9::float8[], $10::jsonb[])
-"""
-
-
 async def bookkeeping_raw(db: str, args: argparse.Namespace, duration: float) -> float:
+    """The worker's two statements per batch, the very SQL it sends (`claims_pg.CLAIM_SQL` and
+    `poll_write_pg.WRITE_SQL`), prepared once and run by asyncpg with parameters built inline."""
     import datetime as dt
 
     import asyncpg
 
-    from odeus_triggers.subscriptions.schedule import success_delay
+    from odeus_triggers.subscriptions.claims_pg import CLAIM_SQL
+    from odeus_triggers.subscriptions.poll_write_pg import WRITE_SQL
+    from odeus_triggers.subscriptions.schedule import PauseRule, success_delay
 
     pool = await asyncpg.create_pool(f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{db}",
                                      min_size=args.bk_tasks, max_size=args.bk_tasks)
     done = 0
     deadline = time.monotonic() + duration
     lease = dt.timedelta(seconds=40)
+    rule = PauseRule()
+    rule_params = (rule.invalid_outputs, rule.failures, dt.timedelta(seconds=rule.failing_s))
 
     async def loop() -> None:
         nonlocal done
         async with pool.acquire() as conn:
-            claim, load, secrets, lock, runs = [
-                await conn.prepare(q) for q in (RAW_CLAIM, RAW_LOAD, RAW_SECRETS, RAW_LOCK, RAW_RUNS)
-            ]
+            claim, write = [await conn.prepare(q) for q in (CLAIM_SQL, WRITE_SQL)]
             while time.monotonic() < deadline:
                 began = time.monotonic()
-                claims = await claim.fetch(args.bk_batch, lease)
-                if not claims:
+                rows = await claim.fetch(args.bk_batch, lease)
+                if not rows:
                     continue
-                ids = [r["id"] for r in claims]
-                rows = {r["id"]: r for r in await load.fetch(ids)}
-                await secrets.fetch(list({r["integration_id"] for r in claims}), ids)
-                async with conn.transaction():
-                    epochs = dict(await lock.fetch(ids))
-                    if any(epochs.get(r["id"]) != r["lease_epoch"] for r in claims):
-                        raise RuntimeError("lease lost")
-                    await conn.executemany(RAW_FINISH, [
-                        (r["id"], r["lease_epoch"], dt.timedelta(seconds=success_delay(rows[r["id"]]["interval_seconds"])),
-                         r["now"]) for r in claims
-                    ])
-                    ms = (time.monotonic() - began) * 1000
-                    await runs.fetch(
-                        [uuid.uuid4() for _ in claims], ids, [r["now"] for r in claims], [r["now"] for r in claims],
-                        ["ok"] * len(claims), [0] * len(claims), [0] * len(claims), [False] * len(claims),
-                        [ms] * len(claims), [None] * len(claims),
-                    )
-                done += len(claims)
+                n = len(rows)
+                ms = (time.monotonic() - began) * 1000
+                rows = sorted(rows, key=lambda r: r["id"])
+                await write.fetch(
+                    [r["id"] for r in rows], [r["lease_epoch"] for r in rows], [True] * n, [False] * n, [False] * n,
+                    [None] * n, [dt.timedelta(seconds=success_delay(r["interval_seconds"])) for r in rows],
+                    [r["started_at"] for r in rows], [None] * n, [uuid.uuid4() for _ in rows],
+                    [r["started_at"] for r in rows], ["ok"] * n, [0] * n, [ms] * n, [False] * n,
+                    [], [], [], [], [], [], *rule_params,
+                )
+                done += n
 
     started, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(loop() for _ in range(args.bk_tasks)))
@@ -451,7 +409,7 @@ def bench_bookkeeping(args: argparse.Namespace, made: dict[str, str], results: d
     results["bookkeeping"] = b
     print(f"\nBookkeeping alone ({args.bk_tasks} loops, claims of {args.bk_batch}, one transaction per "
           f"claimed batch, {args.rounds} alternating rounds of {args.window:.0f} s, medians)")
-    print(f"  claim_due + load + poll_write     {b['service']:8.0f} polls/s   rounds: "
+    print(f"  claim_batch + write_batch         {b['service']:8.0f} polls/s   rounds: "
           f"{', '.join(f'{x:.0f}' for x in orm)}")
     print(f"  asyncpg, same statements prepared {b['raw']:8.0f} polls/s   rounds: {', '.join(f'{x:.0f}' for x in raw)}")
     print(f"  ratio = {b['ratio']:.2f}   (goal >= 0.5)")
@@ -541,20 +499,21 @@ async def claim_latencies(dbs: dict[int, str], args: argparse.Namespace) -> dict
 
     from odeus_triggers.config import Settings
     from odeus_triggers.db.engine import make_engine
-    from odeus_triggers.subscriptions.claims import claim_due
+    from odeus_triggers.subscriptions.poll import PollDeps
+    from odeus_triggers.subscriptions.poll_batches import claim_batch
 
     engines = {n: make_engine(Settings(database_url=url_of(db)), kind="worker") for n, db in dbs.items()}
+    deps = {n: PollDeps(engine=e, sandbox=None, keyring=None) for n, e in engines.items()}  # type: ignore[arg-type]
     times: dict[int, list[float]] = {n: [] for n in dbs}
     rows: dict[int, list[int]] = {n: [] for n in dbs}
     for i in range(args.claim_iterations):
         tick = time.monotonic()
         for n, engine in engines.items():
-            async with engine.begin() as conn:
-                began = time.perf_counter()
-                claims = await claim_due(conn, 50, 40.0)
-                if i >= 20:  # the first claims warm the cache
-                    times[n].append(time.perf_counter() - began)
-                    rows[n].append(len(claims))
+            began = time.perf_counter()
+            claims = [c for c, _ in await claim_batch(deps[n], 50, 40.0)]
+            if i >= 20:  # the first claims warm the cache
+                times[n].append(time.perf_counter() - began)
+                rows[n].append(len(claims))
             if claims:
                 # The completion, untimed: claimed rows go one interval ahead, as a finished poll does.
                 async with engine.begin() as conn:
@@ -589,7 +548,7 @@ def bench_claim(args: argparse.Namespace, made: dict[str, str], results: dict[st
     ratio = out[1_000_000]["p99"] / out[10_000]["p99"]
     results["claim"] = {"10k": out[10_000], "1M": out[1_000_000], "ratio": ratio,
                         "p50_ratio": out[1_000_000]["p50"] / out[10_000]["p50"]}
-    print(f"\nClaim cost (claim_due, limit 50, both tables in turn every {args.claim_every * 1000:.0f} ms, "
+    print(f"\nClaim cost (claim_batch, limit 50, both tables in turn every {args.claim_every * 1000:.0f} ms, "
           f"due rate {args.claim_due_rate:.0f}/s on both; {args.claim_iterations - 20} timed claims each; "
           f"the 1M table with its indexes: {sizes})")
     for n, r in out.items():

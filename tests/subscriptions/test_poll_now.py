@@ -9,7 +9,7 @@ from typing import Any
 
 from support.helpers import assert_problem, client_of, make_tenant, started_app
 from support.polls import Polled, counter_subscription
-from support.subscriptions import force_status, subscription_path
+from support.subscriptions import bump_lease_epoch, force_status, subscription_path
 
 SLOW_CODE = "const t = Date.now(); while (Date.now() - t < 1500) {} return [];"
 
@@ -140,3 +140,21 @@ async def test_a_sandbox_that_cannot_run_it_is_503_and_counts_nothing(settings):
         assert (await sub.history())["polls"] == []
         # The lease was given back: not a 409.
         assert_problem(await sub.poll_response(), 503, "service_unavailable")
+
+
+async def test_a_poll_whose_lease_was_taken_meanwhile_writes_only_a_lease_lost_run(app, client, tenant):
+    sub = await counter_subscription(client, app, tenant, code=SLOW_CODE.replace("[]", "[{ id: 1 }]"), fields=[])
+    before = await sub.read()
+
+    async def take_the_lease_later() -> None:
+        # What another worker's claim does once a lease has run out: a new epoch fences the old poll.
+        await asyncio.sleep(0.5)
+        await bump_lease_epoch(app, sub.id)
+
+    polled, _ = await asyncio.gather(sub.poll(), take_the_lease_later())
+    assert (polled["outcome"], polled["returned"], polled["new"]) == ("lease_lost", 1, 0)
+    after = await sub.read()
+    for field in ("lastPollTime", "lastPolledAt", "lastSucceededAt", "consecutiveFailures", "status"):
+        assert after[field] == before[field], field
+    assert await sub.events() == {}  # not even seeded: the fenced poll wrote no event
+    assert [p["outcome"] for p in (await sub.history())["polls"]] == ["lease_lost"]

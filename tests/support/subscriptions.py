@@ -98,6 +98,15 @@ def _db_id(app: Any, subscription_id: str) -> Any:
     return uuid.UUID(subscription_id)
 
 
+async def bump_lease_epoch(app: Any, subscription_id: str) -> None:
+    """What a claim by another worker does to the row, once this one's lease has run out."""
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE subscriptions SET lease_epoch = lease_epoch + 1 WHERE id = :id"),
+            {"id": _db_id(app, subscription_id)},
+        )
+
+
 async def force_status(app: Any, subscription_id: str, status: str) -> None:
     """Put a subscription in a status that only the service itself sets (`disabled`, after a 410)."""
     async with app.state.engine.begin() as conn:

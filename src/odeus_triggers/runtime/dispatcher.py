@@ -71,7 +71,7 @@ class Dispatcher(LeaseLoop[Pending, str]):
         self._secrets: LRUCache[tuple[str, uuid.UUID], str] = LRUCache(maxsize=10_000)
         # Per destination host, the subscriptions last seen sending to it.
         self._subscriptions_of: LRUCache[str, LRUCache[uuid.UUID, bool]] = LRUCache(maxsize=MAX_SKIPPED)
-        self._commit = GroupCommit[Attempted](engine, outbox.write, "deliveries")
+        self._commit = GroupCommit[Attempted](self._write_attempts, "deliveries")
 
     async def claim(self, free: int, busy: Sequence[str]) -> list[Pending]:
         # The subscriptions known to send to a host at its share are skipped, so that one host's
@@ -123,6 +123,10 @@ class Dispatcher(LeaseLoop[Pending, str]):
         await self._commit(attempted)
         if self.observer is not None and attempted.written:
             self.observer.delivered(item, outcome, at)
+
+    async def _write_attempts(self, batch: list[Attempted]) -> None:
+        async with self.engine.begin() as conn:
+            await outbox.write(conn, batch)
 
     async def give_back(self, items: list[Pending], over_share: bool) -> None:
         async with self.engine.begin() as conn:

@@ -9,8 +9,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from ..db.sql import is_outage
 
 log = logging.getLogger("odeus_triggers.runtime.group_commit")
@@ -23,11 +21,11 @@ LINGER_S = 0.005
 
 class GroupCommit(Generic[T]):
     def __init__(
-        self, engine: AsyncEngine, write: Callable[[AsyncConnection, list[T]], Awaitable[None]], what: str,
-        max_batch: int = MAX_BATCH, linger_s: float = LINGER_S,
+        self, write: Callable[[list[T]], Awaitable[None]], what: str, max_batch: int = MAX_BATCH,
+        linger_s: float = LINGER_S,
     ) -> None:
+        """`write` writes a batch all or nothing: in one transaction, or in one statement."""
         self.linger_s = linger_s
-        self.engine = engine
         self.write = write
         self.what = what
         self.max_batch = max_batch
@@ -54,8 +52,7 @@ class GroupCommit(Generic[T]):
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
         try:
-            async with self.engine.begin() as conn:
-                await self.write(conn, [item for item, _ in batch])
+            await self.write([item for item, _ in batch])
         except Exception as exc:
             if len(batch) > 1 and not is_outage(exc):
                 # What one item holds must never fail the others' writes: each alone, then.

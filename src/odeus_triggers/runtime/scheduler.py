@@ -1,10 +1,10 @@
 """The scheduler loop (RUNTIME.md, "Scheduling"): claim what is due, poll it, and again.
 
-A `LeaseLoop` over subscriptions: one `claim_due` leases up to the free slots, and one `load` reads
-what they run with, so that claiming costs two statements per batch, not per poll; the polls'
-results are group-committed (`GroupCommit` over `poll_write`). The key of the share is the
-workspace: a workspace whose code is slow cannot keep another's polls from being claimed, and a
-claim skips the workspaces that hold their share. `stop()` lets the polls in flight finish within
+A `LeaseLoop` over subscriptions: one claim leases up to the free slots and reads what they run
+with, and the polls' results are group-committed (`GroupCommit`): on Postgres a statement per batch
+each (`poll_batches`), not per poll. The key of the share is the workspace: a workspace whose code
+is slow cannot keep another's polls from being claimed, and a claim skips the workspaces that hold
+their share. `stop()` lets the polls in flight finish within
 the sandbox's wall time plus a margin.
 """
 
@@ -13,9 +13,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from ..subscriptions import poll_write
-from ..subscriptions.claims import Claimed, claim_due, give_back
-from ..subscriptions.poll import Loaded, PollDeps, PollNotRun, load, poll
+from ..subscriptions.claims import Claimed
+from ..subscriptions.poll import Loaded, PollDeps, PollNotRun, poll
+from ..subscriptions.poll_batches import claim_batch, give_back_batch, write_batch
 from ..subscriptions.poll_write import Finished
 from .group_commit import GroupCommit
 from .lease_loop import IDLE_S, STOP_RESERVE_S, LeaseLoop
@@ -56,10 +56,8 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
             concurrency=concurrency, drain_s=wall_time_s + DRAIN_MARGIN_S, idle_s=idle_s,
             share=per_workspace or workspace_share(concurrency, deps.sandbox.limits.runs_per_tenant),
         )
-        self._commit = GroupCommit[Finished](
-            deps.engine, lambda conn, batch: poll_write.write(conn, batch, deps.max_new, deps.pause_rule), "polls",
-        )
         self.deps = dataclasses.replace(deps, writer=self._write)
+        self._commit = GroupCommit[Finished](lambda batch: write_batch(self.deps, batch), "polls")
         self.lease_s = wall_time_s + LEASE_MARGIN_S
         self._items: dict[uuid.UUID, tuple[Claimed, Loaded]] = {}
         # Called when a poll committed new events: the dispatcher next to it sends them at once.
@@ -76,18 +74,8 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
             self.on_new_events()
 
     async def claim(self, free: int, busy: Sequence[uuid.UUID]) -> list[tuple[Claimed, Loaded]]:
-        if self.deps.autocommit is self.deps.engine:
-            async with self.deps.engine.begin() as conn:
-                claims = await claim_due(conn, free, self.lease_s, busy)
-        else:
-            # One statement: atomic on its own, and committed by itself.
-            async with self.deps.autocommit.connect() as conn:
-                claims = await claim_due(conn, free, self.lease_s, busy)
-        # What the batch's polls run with, in two queries for all of them. If this fails, the
-        # claims are polled again when their leases run out. A subscription deleted since its
-        # claim is left out.
-        loaded = await load(self.deps, claims)
-        return [(c, loaded[c.id]) for c in claims if c.id in loaded]
+        # If loading fails after the claim, the claims are polled again when their leases run out.
+        return await claim_batch(self.deps, free, self.lease_s, busy)
 
     def key(self, item: tuple[Claimed, Loaded]) -> uuid.UUID:
         return item[0].workspace_id
@@ -105,10 +93,4 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
 
     async def give_back(self, items: list[tuple[Claimed, Loaded]], over_share: bool) -> None:
         # Due at once either way: a workspace over its share is skipped by the next claims here.
-        # Each row's UPDATE is fenced on its own epoch, so it needs no transaction around it.
-        if self.deps.autocommit is self.deps.engine:
-            async with self.deps.engine.begin() as conn:
-                await give_back(conn, [c for c, _ in items])
-        else:
-            async with self.deps.autocommit.connect() as conn:
-                await give_back(conn, [c for c, _ in items])
+        await give_back_batch(self.deps, [c for c, _ in items])

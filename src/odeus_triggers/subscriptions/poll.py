@@ -6,6 +6,7 @@ the contract: the first poll seeds, a failure never moves `lastPollTime`, at mos
 per poll and the rest come again, and a capped poll is due again at once.
 """
 
+import asyncio
 import json
 import time
 import uuid
@@ -24,7 +25,7 @@ from ..sandbox import RunResult, SandboxPool, SandboxUnavailable
 from ..secretbox import Keyring
 from ..timestamps import iso_ms
 from ..triggers.inputs import RunnableTrigger, load_runnable
-from . import poll_store, poll_write
+from . import poll_store
 from .claims import Claimed
 from .event_keys import event_key
 from .input_values import password_values, stored_input_errors
@@ -54,6 +55,8 @@ class PollDeps:
     observer: PollObserver | None = None
     # Per process, checked against the trigger's updated_at at every poll: a change shows at once.
     triggers: LRUCache[uuid.UUID, RunnableTrigger] = field(default_factory=lambda: LRUCache(maxsize=10_000))
+    # The reads of triggers in progress, which polls missing the same trigger at once share.
+    reading: dict[uuid.UUID, asyncio.Future[RunnableTrigger]] = field(default_factory=dict, repr=False, compare=False)
     # How a finished poll is written: by default alone, in a transaction of its own; the scheduler
     # batches them (runtime.group_commit), so that many polls share one commit.
     writer: Callable[[Finished], Awaitable[None]] | None = None
@@ -158,12 +161,21 @@ def _open(deps: PollDeps, claim: Claimed, loaded: Loaded) -> tuple[dict[str, str
 
 
 async def _trigger(deps: PollDeps, claim: Claimed, version: datetime) -> RunnableTrigger | None:
-    """The trigger's code and fields, read again only when its `updated_at` moved."""
+    """The trigger's code and fields, read again only when its `updated_at` moved. The polls that
+    miss at once (a worker starting, a trigger just changed) share one read, unless it began before
+    the change they need."""
     cached = deps.triggers.get(claim.trigger_id)
     if cached is not None and cached.version == version:
         return cached
+    reading = deps.reading.get(claim.trigger_id)
+    if reading is None:
+        reading = asyncio.ensure_future(load_runnable(deps.engine, claim.integration_id, claim.trigger_id))
+        deps.reading[claim.trigger_id] = reading
+        reading.add_done_callback(lambda _: deps.reading.pop(claim.trigger_id, None))
     try:
-        trigger = await load_runnable(deps.engine, claim.integration_id, claim.trigger_id)
+        trigger = await asyncio.shield(reading)
+        if trigger.version is not None and trigger.version < version:
+            trigger = await load_runnable(deps.engine, claim.integration_id, claim.trigger_id)
     except TriggerNotFound:  # deleted meanwhile: its subscriptions went with it
         return None
     deps.triggers[claim.trigger_id] = trigger
@@ -220,7 +232,9 @@ async def poll(deps: PollDeps, claim: Claimed, loaded: Loaded | None = None) -> 
 
 
 def _write_alone(deps: PollDeps) -> Callable[[Finished], Awaitable[None]]:
+    # Imported here: poll_batches builds on this module's PollDeps and load.
+    from .poll_batches import write_batch
+
     async def write(finished: Finished) -> None:
-        async with deps.engine.begin() as conn:
-            await poll_write.write(conn, [finished], deps.max_new, deps.pause_rule)
+        await write_batch(deps, [finished])
     return write

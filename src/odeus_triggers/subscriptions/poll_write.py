@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -85,10 +85,7 @@ async def write(conn: AsyncConnection, batch: Sequence[Finished], max_new: int, 
     live: list[Finished] = []
     for f in batch:
         f.written = f.claim.id in epochs
-        f.run = {
-            "id": uuid.uuid4(), "subscription_id": f.claim.id, "started_at": f.claim.started_at,
-            "outcome": f.outcome, "returned": f.returned, "new": 0, "capped": False, "error": f.error,
-        }
+        f.run = run_record(f)
         if epochs.get(f.claim.id) == f.claim.lease_epoch:
             live.append(f)
         elif f.written:
@@ -102,9 +99,7 @@ async def write(conn: AsyncConnection, batch: Sequence[Finished], max_new: int, 
     runs = []
     for f in batch:
         if f.written:
-            f.run.update(new=f.new, capped=f.capped, **_timing(f.claim.started_at, f.began))
-            if f.run["outcome"] == "ok" and f.seeding:
-                f.run["outcome"] = "seeded"
+            f.run.update(new=f.new, capped=f.capped)
             runs.append(f.run)
     if runs:
         await conn.execute(_INSERT_RUNS, runs)
@@ -143,8 +138,7 @@ async def _finish(conn: AsyncConnection, live: list[Finished], postgres: bool, r
         done = Completion(
             success=f.success, capped=f.capped, seeded=f.seeding and f.success,
             invalid_output=f.outcome == "invalid_output", error=f.error,
-            next_in_s=(0.0 if f.capped else success_delay(f.interval_seconds)) if f.success
-            else failure_delay(f.interval_seconds, f.failures_before + 1),
+            next_in_s=next_in_s(f, f.capped),
         )
         shape, params = finish_params(postgres, f.claim, done, rule)
         shapes.setdefault(shape, []).append(params)
@@ -152,6 +146,21 @@ async def _finish(conn: AsyncConnection, live: list[Finished], postgres: bool, r
         await conn.execute(finish_stmt(postgres, *shape), many)
 
 
-def _timing(started: datetime, began: float) -> dict[str, Any]:
-    elapsed = time.monotonic() - began
-    return {"finished_at": started + timedelta(seconds=elapsed), "duration_ms": elapsed * 1000}
+def next_in_s(f: Finished, capped: bool) -> float:
+    """When the subscription is due again: at once after a capped poll (the rest of its events are
+    waiting), after its interval after a success, on the backoff after a failure."""
+    if f.success:
+        return 0.0 if capped else success_delay(f.interval_seconds)
+    return failure_delay(f.interval_seconds, f.failures_before + 1)
+
+
+def run_record(f: Finished) -> dict[str, Any]:
+    """The poll-run record as the poll's own outcome makes it; the write sets what it finds (the new
+    events, a cap, a lost lease)."""
+    elapsed = time.monotonic() - f.began
+    return {
+        "id": uuid.uuid4(), "subscription_id": f.claim.id, "started_at": f.claim.started_at,
+        "finished_at": f.claim.started_at + timedelta(seconds=elapsed), "duration_ms": elapsed * 1000,
+        "outcome": "seeded" if f.outcome == "ok" and f.seeding else f.outcome, "returned": f.returned,
+        "new": 0, "capped": False, "error": f.error,
+    }

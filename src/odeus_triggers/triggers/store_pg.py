@@ -18,6 +18,7 @@ from sqlalchemy import String, bindparam
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..db.driver import raw_driver
 from ..db.sql import is_outage, raise_for_constraint
 from ..errors import ServiceUnavailable
 from . import store
@@ -88,17 +89,15 @@ async def taken_slugs(driver: asyncpg.Connection, integration_id: uuid.UUID, bas
 
 
 async def with_driver(engine: AsyncEngine, work: Any) -> Any:
-    """Run `work(asyncpg_connection)` on a pooled connection, outside any explicit transaction."""
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        try:
-            return await work(raw.driver_connection)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            if not is_outage(exc):
-                raise
-            # The connection may be broken: drop it rather than hand it to the next request.
-            await conn.invalidate()
-            raise ServiceUnavailable() from None
+    """Run `work(asyncpg_connection)` on a pooled connection, outside any explicit transaction; an
+    outage is a 503."""
+    try:
+        async with raw_driver(engine) as driver:
+            return await work(driver)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        if not is_outage(exc):
+            raise
+        raise ServiceUnavailable() from None
 
 
 async def create_trigger(
