@@ -5,7 +5,6 @@ TEST_DATABASE_URL and never touches a shared server.
 """
 
 import asyncio
-import os
 import socket
 import time
 import uuid
@@ -23,9 +22,8 @@ from odeus_triggers.db.migrate import upgrade_to_head
 from odeus_triggers.db.sql import is_outage
 
 from support.helpers import TEST_ENCRYPTION_KEY, assert_problem, create_path, make_tenant
-from support.throwaway_postgres import ThrowawayPostgres, find_binary
+from support.throwaway_postgres import ThrowawayPostgres, running_cluster
 
-UNDER_CI = os.environ.get("CI") == "true"
 ANSWER_WITHIN = 5.0  # seconds: what "nothing hangs" means here
 RECOVERY_WITHIN = 30.0
 
@@ -125,18 +123,8 @@ async def test_a_silent_database_is_503_within_the_timeouts(silent_server):
 
 @pytest.fixture
 def postgres() -> Iterator[ThrowawayPostgres]:
-    if find_binary("initdb") is None:
-        if UNDER_CI:
-            pytest.fail("initdb is not installed: the database outage test cannot run under CI")
-        pytest.skip("initdb is not installed (apt-get install -y postgresql)")
-    cluster = ThrowawayPostgres()
-    assert cluster.port != 5432
-    try:
-        cluster.init()
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 async def test_postgres_going_down_gives_503_and_coming_back_recovers_without_restart(postgres):

@@ -11,7 +11,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 
 def find_binary(name: str) -> str | None:
@@ -110,3 +114,21 @@ class ThrowawayPostgres:
             except Exception:
                 pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running_cluster() -> Iterator[ThrowawayPostgres]:
+    """A started throwaway cluster, removed afterwards; fails under CI (skips elsewhere) when
+    Postgres's binaries are missing."""
+    if find_binary("initdb") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("initdb is not installed: a test that stops Postgres cannot run under CI")
+        pytest.skip("initdb is not installed (apt-get install -y postgresql)")
+    cluster = ThrowawayPostgres()
+    assert cluster.port != 5432
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
+from ..db.driver import HeldDriver
 from ..subscriptions.claims import Claimed
 from ..subscriptions.poll import Loaded, PollDeps, PollNotRun, poll
 from ..subscriptions.poll_batches import claim_batch, give_back_batch, write_batch
@@ -57,7 +58,10 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
             share=per_workspace or workspace_share(concurrency, deps.sandbox.limits.runs_per_tenant),
         )
         self.deps = dataclasses.replace(deps, writer=self._write)
-        self._commit = GroupCommit[Finished](lambda batch: write_batch(self.deps, batch), "polls")
+        # On Postgres, a connection each for the loop's claims and give-backs and for the writes:
+        # each runs its statements one after another.
+        self._claiming, self._writing = HeldDriver(deps.engine), HeldDriver(deps.engine)
+        self._commit = GroupCommit[Finished](lambda batch: write_batch(self.deps, batch, self._writing), "polls")
         self.lease_s = wall_time_s + LEASE_MARGIN_S
         self._items: dict[uuid.UUID, tuple[Claimed, Loaded]] = {}
         # Called when a poll committed new events: the dispatcher next to it sends them at once.
@@ -75,7 +79,7 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
 
     async def claim(self, free: int, busy: Sequence[uuid.UUID]) -> list[tuple[Claimed, Loaded]]:
         # If loading fails after the claim, the claims are polled again when their leases run out.
-        return await claim_batch(self.deps, free, self.lease_s, busy)
+        return await claim_batch(self.deps, free, self.lease_s, busy, self._claiming)
 
     def key(self, item: tuple[Claimed, Loaded]) -> uuid.UUID:
         return item[0].workspace_id
@@ -93,4 +97,9 @@ class Scheduler(LeaseLoop[tuple[Claimed, Loaded], uuid.UUID]):
 
     async def give_back(self, items: list[tuple[Claimed, Loaded]], over_share: bool) -> None:
         # Due at once either way: a workspace over its share is skipped by the next claims here.
-        await give_back_batch(self.deps, [c for c, _ in items])
+        await give_back_batch(self.deps, [c for c, _ in items], self._claiming)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._claiming.close()
+        await self._writing.close()

@@ -6,7 +6,10 @@ write, the generic Core statements (`claims`, `poll.load`, and `poll_write.write
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import asyncpg
 
 from ..db.driver import raw_driver
 from ..db.sql import is_outage
@@ -18,19 +21,27 @@ from .poll_write import Finished
 log = logging.getLogger("odeus_triggers.subscriptions.poll_batches")
 
 
+# Where a step's asyncpg connection comes from: by default one checked out of the pool for it.
+Driver = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+
 def _postgres(deps: PollDeps) -> bool:
     return deps.engine.dialect.name == "postgresql"
 
 
+def _driver(deps: PollDeps, driver: Driver | None) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    return driver() if driver is not None else raw_driver(deps.engine)
+
+
 async def claim_batch(
-    deps: PollDeps, limit: int, lease_s: float, busy: Sequence[uuid.UUID] = ()
+    deps: PollDeps, limit: int, lease_s: float, busy: Sequence[uuid.UUID] = (), driver: Driver | None = None
 ) -> list[tuple[Claimed, Loaded]]:
     """Up to `limit` due subscriptions leased to the caller, the oldest due first, none of the
     workspaces in `busy`, each with what its poll runs with. One deleted since its claim is left
     out (its lease runs out on its own)."""
     if _postgres(deps):
-        async with raw_driver(deps.engine) as driver:
-            batch = await claims_pg.claim_and_load(driver, limit, lease_s, busy)
+        async with _driver(deps, driver) as conn:
+            batch = await claims_pg.claim_and_load(conn, limit, lease_s, busy)
         return [(claim, Loaded(row, tokens)) for claim, row, tokens in batch]
     async with deps.engine.begin() as conn:
         claims = await claim_due(conn, limit, lease_s, busy)
@@ -38,25 +49,25 @@ async def claim_batch(
     return [(c, loaded[c.id]) for c in claims if c.id in loaded]
 
 
-async def give_back_batch(deps: PollDeps, claims: Sequence[Claimed]) -> None:
+async def give_back_batch(deps: PollDeps, claims: Sequence[Claimed], driver: Driver | None = None) -> None:
     """Hand leases back unused (`claims.give_back`), in one statement of its own."""
     if not claims:
         return
     if _postgres(deps):
-        async with raw_driver(deps.engine) as driver:
-            await claims_pg.give_back(driver, claims)
+        async with _driver(deps, driver) as conn:
+            await claims_pg.give_back(conn, claims)
         return
     async with deps.engine.begin() as conn:
         await give_back(conn, claims)
 
 
-async def write_batch(deps: PollDeps, batch: list[Finished]) -> None:
+async def write_batch(deps: PollDeps, batch: list[Finished], driver: Driver | None = None) -> None:
     """Write finished polls, fenced, all or nothing; each item's `run`, counts and `written` say
     what was recorded."""
     if _postgres(deps) and poll_write_pg.fits(batch, deps.max_new):
         try:
-            async with raw_driver(deps.engine) as driver:
-                await poll_write_pg.write_in_one(driver, batch, deps.pause_rule)
+            async with _driver(deps, driver) as conn:
+                await poll_write_pg.write_in_one(conn, batch, deps.pause_rule)
             return
         except Exception as exc:
             if is_outage(exc):
