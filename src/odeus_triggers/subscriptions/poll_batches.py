@@ -72,8 +72,9 @@ async def write_batch(deps: PollDeps, batch: list[Finished], driver: Driver | No
         except Exception as exc:
             if is_outage(exc):
                 raise
-            # A subscription deleted while the statement ran fails its poll-run's foreign key: the
-            # generic path locks the rows first, and writes nothing for a deleted one.
+            # A subscription deleted while the statement ran (its poll-run's foreign key fails), or
+            # a deadlock with another batch: the generic path locks the rows first, in id order,
+            # and writes nothing for a deleted one.
             log.warning("writing %d polls in one statement failed (%s); writing them in a transaction",
                         len(batch), type(exc).__name__)
     async with deps.engine.begin() as conn:

@@ -56,6 +56,12 @@ class Finished:
     def success(self) -> bool:
         return self.outcome == "ok"
 
+    def reset(self) -> None:
+        """Forget what an earlier attempt at writing it counted: that attempt was rolled back, and a
+        stale offset would skip events."""
+        self.new = self.seeded = self.offset = 0
+        self.capped = self.written = False
+
 
 def _new_id() -> str:
     return "msg_" + uuid.uuid4().hex
@@ -84,6 +90,7 @@ async def write(conn: AsyncConnection, batch: Sequence[Finished], max_new: int, 
     epochs = dict((await conn.execute(_epochs(postgres), {"b_ids": [f.claim.id for f in batch]})).all())
     live: list[Finished] = []
     for f in batch:
+        f.reset()
         f.written = f.claim.id in epochs
         f.run = run_record(f)
         if epochs.get(f.claim.id) == f.claim.lease_epoch:

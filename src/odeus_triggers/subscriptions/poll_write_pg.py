@@ -88,19 +88,25 @@ def _new_id() -> str:
 
 def fits(batch: Sequence[Finished], max_new: int) -> bool:
     """Whether one statement can write the batch: no poll offers more events than its cap, which
-    would need rounds of inserts to find which ones are new (a seeding poll has no cap)."""
-    return all(f.seeding or not f.success or len(f.keyed) <= max_new for f in batch)
+    would need rounds of inserts to find which ones are new (a seeding poll has no cap), and no
+    subscription comes twice (a result that waited past its lease, next to the poll that took the
+    lease over): the statement matches polls to their rows by subscription."""
+    ids = {f.claim.id for f in batch}
+    return len(ids) == len(batch) and all(f.seeding or not f.success or len(f.keyed) <= max_new for f in batch)
 
 
 async def write_in_one(driver: asyncpg.Connection, batch: Sequence[Finished], rule: PauseRule) -> None:
     """Write the batch; each item's `run`, counts and `written` say what was recorded, as
     `poll_write.write` leaves them."""
-    # Rows are locked in id order, as the generic path locks them: two batches that share a row
-    # (a lease lost to another worker) wait for each other rather than deadlock.
+    # In id order, so that where Postgres walks the arrays against the primary key it locks the
+    # rows in the order the generic path does. Where its plan differs, two batches sharing rows (both
+    # hold lease-lost polls of the same subscriptions: rare) can deadlock; the loser's statement
+    # fails, and `poll_batches.write_batch` writes it through the generic path.
     batch = sorted(batch, key=lambda f: f.claim.id)
     polls: list[list[object]] = [[] for _ in range(15)]
     events: list[list[object]] = [[] for _ in range(6)]
     for f in batch:
+        f.reset()
         f.run = run_record(f)
         error = json.dumps(f.error) if f.error is not None else None
         pausing = f.error.get("code") if f.error and f.error.get("code") in PAUSING_CODES else None
