@@ -3,7 +3,6 @@ every status always exported, one query per cache interval whatever the scrapes,
 outage never makes /metrics fail."""
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from odeus_triggers.db.migrate import upgrade_to_head
 from support.fresh_app import fresh_app, serving, settings_for
 from support.helpers import make_tenant
 from support.subscriptions import create_trigger, force_status, subscribe, subscription_path
-from support.throwaway_postgres import ThrowawayPostgres, find_binary
+from support.throwaway_postgres import ThrowawayPostgres, running_cluster
 
 STATUSES = {"active", "paused", "paused_errors", "disabled"}
 
@@ -68,17 +67,8 @@ async def test_a_scrape_storm_costs_one_query_per_interval(tmp_path):
 
 @pytest.fixture
 def postgres() -> Iterator[ThrowawayPostgres]:
-    if find_binary("initdb") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("initdb is not installed: the outage test cannot run under CI")
-        pytest.skip("initdb is not installed (apt-get install -y postgresql)")
-    cluster = ThrowawayPostgres()
-    try:
-        cluster.init()
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 async def test_a_database_outage_keeps_the_last_counts_and_metrics_answers(postgres):

@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, Integer, Interval, Table, bindparam, func, inse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.runtime_tables import DeliveryAttempt, Subscription, TriggerEvent
-from ..db.sql import in_chosen, in_list
+from ..db.sql import in_chosen, in_list, locked_epochs
 from ..timestamps import as_utc, utcnow
 from .sender import Outcome
 
@@ -166,14 +166,6 @@ class Attempted:
     written: bool = False  # False: the event was taken again meanwhile (redelivered), or deleted
 
 
-@cache
-def _lock(postgres: bool) -> Any:
-    stmt = (
-        select(events.c.id, events.c.lease_epoch)
-        .where(in_list(events.c.id, "b_ids", postgres))
-        .order_by(events.c.id)  # one order for every locker of a batch: no deadlock between them
-    )
-    return stmt.with_for_update() if postgres else stmt
 _INSERT_ATTEMPTS = insert(attempts)
 
 
@@ -207,7 +199,7 @@ def _shape(a: Attempted) -> str:
 async def write(conn: AsyncConnection, batch: Sequence[Attempted]) -> None:
     """Record a batch of attempts in the caller's transaction."""
     postgres = conn.dialect.name == "postgresql"
-    epochs = dict((await conn.execute(_lock(postgres), {"b_ids": [a.event.id for a in batch]})).all())
+    epochs = dict((await conn.execute(locked_epochs(events, postgres), {"b_ids": [a.event.id for a in batch]})).all())
     there = [a for a in batch if a.event.id in epochs]
     if not there:
         return

@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.sql import in_list
+from ..db.sql import locked_epochs
 from .claims import Claimed
 from .poll_store import SEED_CHUNK, Completion, NewEvent, finish_params, finish_stmt, insert_events, poll_runs, subscriptions
 from .schedule import PauseRule, failure_delay, success_delay
@@ -63,18 +62,10 @@ class Finished:
         self.capped = self.written = False
 
 
-def _new_id() -> str:
+def new_event_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-@cache
-def _epochs(postgres: bool) -> Any:
-    stmt = (
-        select(subscriptions.c.id, subscriptions.c.lease_epoch)
-        .where(in_list(subscriptions.c.id, "b_ids", postgres))
-        .order_by(subscriptions.c.id)  # one order for every locker of a batch: no deadlock between them
-    )
-    return stmt.with_for_update() if postgres else stmt
 _INSERT_RUNS = insert(poll_runs)
 _PAUSE = (
     update(subscriptions)
@@ -87,7 +78,7 @@ async def write(conn: AsyncConnection, batch: Sequence[Finished], max_new: int, 
     """Write a batch of finished polls in the caller's transaction; each item's `run`, counts and
     `written` say what was recorded."""
     postgres = conn.dialect.name == "postgresql"
-    epochs = dict((await conn.execute(_epochs(postgres), {"b_ids": [f.claim.id for f in batch]})).all())
+    epochs = dict((await conn.execute(locked_epochs(subscriptions, postgres), {"b_ids": [f.claim.id for f in batch]})).all())
     live: list[Finished] = []
     for f in batch:
         f.reset()
@@ -123,7 +114,7 @@ async def _insert_events(conn: AsyncConnection, polls: list[Finished], max_new: 
             chunk = f.keyed[f.offset : f.offset + room]
             f.offset += len(chunk)
             body_of = None if f.seeding else f.body_of
-            offered += [(f, NewEvent(_new_id(), key, body_of(event) if body_of else None)) for key, event in chunk]
+            offered += [(f, NewEvent(new_event_id(), key, body_of(event) if body_of else None)) for key, event in chunk]
         for i in range(0, len(offered), SEED_CHUNK):
             part = offered[i : i + SEED_CHUNK]
             new_ids = await insert_events(conn, [(f.claim.id, e, "seeded" if f.seeding else "pending", f.claim.started_at)

@@ -16,13 +16,12 @@ rounds (`fits`).
 """
 
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
 import asyncpg
 
-from .poll_write import PAUSING_CODES, Finished, next_in_s, run_record
+from .poll_write import PAUSING_CODES, Finished, new_event_id, next_in_s, run_record
 from .schedule import PauseRule
 
 # The pause rules (`poll_store.finish_stmt`), read from the row as the UPDATE finds it.
@@ -82,10 +81,6 @@ SELECT r.subscription_id, r.outcome, coalesce(f.n, 0) AS n FROM runs r LEFT JOIN
 """
 
 
-def _new_id() -> str:
-    return "msg_" + uuid.uuid4().hex
-
-
 def fits(batch: Sequence[Finished], max_new: int) -> bool:
     """Whether one statement can write the batch: no poll offers more events than its cap, which
     would need rounds of inserts to find which ones are new (a seeding poll has no cap), and no
@@ -120,7 +115,7 @@ async def write_in_one(driver: asyncpg.Connection, batch: Sequence[Finished], ru
             state = "seeded" if f.seeding else "pending"
             for key, event in f.keyed:
                 for column, value in zip(events, (
-                    _new_id(), f.claim.id, key, state, None if f.seeding or f.body_of is None else f.body_of(event),
+                    new_event_id(), f.claim.id, key, state, None if f.seeding or f.body_of is None else f.body_of(event),
                     f.claim.started_at,
                 ), strict=True):
                     column.append(value)
